@@ -1,0 +1,185 @@
+"""Manhattan-decay retention (MaSA) kernels for SegRet.
+
+Retention is softmax attention whose logits get an additive bias `decay[h] * distance(p, q)`, with a
+negative per-head `decay` and the Manhattan distance between token positions. Two forms exist:
+
+* *decomposed*: attend along each row with `decay * |x_p - x_q|`, then along each column with
+  `decay * |y_p - y_q|`, the column pass using the row pass's output as values;
+* *whole*: one attention over all `H * W` tokens with `decay * (|y_p - y_q| + |x_p - x_q|)`.
+
+Each form has interchangeable implementations, chosen with transformers' `attn_implementation`:
+
+* `eager`: the reference maths, written like the original RMT code (softmax of an explicit score matrix);
+* `sdpa`: `torch.nn.functional.scaled_dot_product_attention` with the decay as a 4-D additive mask, which
+  lets CPU and CUDA use their fused kernels (a 3-D mask sends CPU SDPA down its unfused math path);
+* `flex_attention`: whole-image stages compute the decay from token indices inside the kernel
+  (`score_mod`), so no `(heads, HW, HW)` bias is ever materialised; decomposed stages, whose biases are
+  tiny, use `sdpa`.
+
+Biases depend only on the stage, the heads and the feature size, so `RetentionBias.build` runs once per
+stage and forward pass and all blocks of the stage share the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+
+def retention_decay(
+    num_heads: int, init_value: float, heads_range: float, device: torch.device | None = None
+) -> torch.Tensor:
+    """Per-head (negative, natural-log) decay rates, `log(1 - 2 ** (-init_value - heads_range * h / n))`."""
+    heads = torch.arange(num_heads, dtype=torch.float32, device=device)
+    return torch.log(1 - 2 ** (-init_value - heads_range * heads / num_heads))
+
+
+def _axis_distance(length: int, device: torch.device) -> torch.Tensor:
+    index = torch.arange(length, device=device)
+    return (index[:, None] - index[None, :]).abs().to(torch.float32)
+
+
+def _manhattan_distance(height: int, width: int, device: torch.device) -> torch.Tensor:
+    rows = torch.arange(height, device=device).repeat_interleave(width)
+    cols = torch.arange(width, device=device).repeat(height)
+    return ((rows[:, None] - rows[None, :]).abs() + (cols[:, None] - cols[None, :]).abs()).to(torch.float32)
+
+
+@dataclass
+class RetentionBias:
+    """The decay of one stage at one feature size, in the form its attention implementation needs.
+
+    `row` `(1, heads, W, W)` and `column` `(1, heads, H, H)` serve decomposed stages; `full`
+    `(1, heads, HW, HW)` serves whole stages under `eager`/`sdpa`; `flex_attention` only needs `decay`.
+    """
+
+    decay: torch.Tensor
+    height: int
+    width: int
+    row: torch.Tensor | None = None
+    column: torch.Tensor | None = None
+    full: torch.Tensor | None = None
+
+    @classmethod
+    def build(
+        cls,
+        decay: torch.Tensor,
+        height: int,
+        width: int,
+        decomposed: bool,
+        implementation: str,
+        dtype: torch.dtype,
+    ) -> RetentionBias:
+        scale = decay[None, :, None, None]
+        device = decay.device
+        if decomposed:
+            row = (scale * _axis_distance(width, device)).to(dtype)
+            column = (scale * _axis_distance(height, device)).to(dtype)
+            return cls(decay, height, width, row=row, column=column)
+        if implementation == "flex_attention":
+            return cls(decay, height, width)
+        return cls(decay, height, width, full=(scale * _manhattan_distance(height, width, device)).to(dtype))
+
+
+def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """`(B, H, W, C)` -> `(B, H, W, heads, d)` view."""
+    return x.unflatten(-1, (num_heads, -1))
+
+
+def _eager_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2)) + bias
+    return torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v)
+
+
+def _sdpa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+def _decomposed(
+    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: RetentionBias,
+    num_heads: int,
+) -> torch.Tensor:
+    """Row pass then column pass. Inputs and output are `(B, H, W, C)`."""
+    batch, height, width, channels = q.shape
+    q, k, v = (_split_heads(t, num_heads) for t in (q, k, v))
+    # Rows: one sequence of length W per (batch, row): (B*H, heads, W, d).
+    q_row, k_row, v_row = (t.permute(0, 1, 3, 2, 4).flatten(0, 1) for t in (q, k, v))
+    rows = attend(q_row, k_row, v_row, bias.row).unflatten(0, (batch, height))  # (B, H, heads, W, d)
+    # Columns: one sequence of length H per (batch, column): (B*W, heads, H, d).
+    q_col, k_col = (t.permute(0, 2, 3, 1, 4).flatten(0, 1) for t in (q, k))
+    v_col = rows.permute(0, 3, 2, 1, 4).flatten(0, 1)
+    out = attend(q_col, k_col, v_col, bias.column).unflatten(0, (batch, width))  # (B, W, heads, H, d)
+    return out.permute(0, 3, 1, 2, 4).reshape(batch, height, width, channels)
+
+
+def _whole(
+    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: RetentionBias,
+    num_heads: int,
+) -> torch.Tensor:
+    """Full attention over the `H * W` tokens. Inputs and output are `(B, H, W, C)`."""
+    batch, height, width, channels = q.shape
+    q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))  # (B, heads, HW, d)
+    out = attend(q, k, v, bias.full)
+    return out.transpose(1, 2).reshape(batch, height, width, channels)
+
+
+@lru_cache(maxsize=1)
+def _compiled_flex_attention() -> Callable[..., torch.Tensor]:
+    """FlexAttention only avoids materialising scores when compiled; compile once per process."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def _flex_whole(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: RetentionBias, num_heads: int
+) -> torch.Tensor:
+    """Whole-image retention with the Manhattan decay computed from token indices inside the kernel."""
+    batch, height, width, channels = q.shape
+    q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))
+    decay, row_length = bias.decay, bias.width
+
+    def manhattan_decay(score, b, h, q_idx, kv_idx):
+        distance = (q_idx // row_length - kv_idx // row_length).abs() + (q_idx % row_length - kv_idx % row_length).abs()
+        return score + decay[h] * distance
+
+    out = _compiled_flex_attention()(q, k, v, score_mod=manhattan_decay)
+    return out.transpose(1, 2).reshape(batch, height, width, channels)
+
+
+def retention_attention(
+    implementation: str,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: RetentionBias,
+    num_heads: int,
+    decomposed: bool,
+) -> torch.Tensor:
+    """Retention of channels-last `(B, H, W, C)` queries, keys and values with the given implementation."""
+    if implementation == "eager":
+        form = _decomposed if decomposed else _whole
+        return form(_eager_attend, q, k, v, bias, num_heads)
+    if implementation == "flex_attention" and not decomposed:
+        return _flex_whole(q, k, v, bias, num_heads)
+    if implementation in ("sdpa", "flex_attention"):
+        form = _decomposed if decomposed else _whole
+        return form(_sdpa_attend, q, k, v, bias, num_heads)
+    raise ValueError(
+        f"SegRet has no attention implementation {implementation!r}; use 'eager', 'sdpa' or 'flex_attention'."
+    )
+
+
+__all__ = ["RetentionBias", "retention_attention", "retention_decay"]

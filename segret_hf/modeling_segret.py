@@ -1,0 +1,411 @@
+"""PyTorch SegRet: RMT (Vision RetNet) backbone and SegRet's zero-initialised residual decoder.
+
+The network is exactly the one of the released checkpoints (see the project's ARCHITECTURE.md).
+Backbone blocks keep activations channels-last, `(B, H, W, C)`, as the original does; stage features are
+handed out as `(B, C, H, W)` views of the same memory (channels_last strides), so no copies are made.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, SemanticSegmenterOutput
+from transformers.utils.generic import can_return_tuple
+
+from .attention_segret import RetentionBias, retention_attention, retention_decay
+from .configuration_segret import SegRetConfig
+
+
+def _nchw(x: torch.Tensor) -> torch.Tensor:
+    """`(B, H, W, C)` -> `(B, C, H, W)` view (channels_last memory format)."""
+    return x.permute(0, 3, 1, 2)
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """`(B, C, H, W)` -> `(B, H, W, C)` view."""
+    return x.permute(0, 2, 3, 1)
+
+
+def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop whole samples of a residual branch, rescaling the kept ones."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep = 1 - drop_prob
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class SegRetDropPath(nn.Module):
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.drop_prob}"
+
+
+class SegRetConvNorm(nn.Module):
+    """Conv2d (with bias) followed by BatchNorm2d, the unit of the stem and the downsamplers."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, eps: float) -> None:
+        super().__init__()
+        self.convolution = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1)
+        self.normalization = nn.BatchNorm2d(out_channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalization(self.convolution(x))
+
+
+class SegRetStem(nn.Module):
+    """Four 3x3 convs (strides 2, 1, 2, 1) with BN, GELU between them: pixels -> stride-4 tokens."""
+
+    def __init__(self, config: SegRetConfig) -> None:
+        super().__init__()
+        half, full = config.hidden_sizes[0] // 2, config.hidden_sizes[0]
+        eps = config.batch_norm_eps
+        self.layers = nn.ModuleList(
+            [
+                SegRetConvNorm(config.num_channels, half, 2, eps),
+                SegRetConvNorm(half, half, 1, eps),
+                SegRetConvNorm(half, full, 2, eps),
+                SegRetConvNorm(full, full, 1, eps),
+            ]
+        )
+        self.activation = nn.GELU()
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = pixel_values
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index < len(self.layers) - 1:
+                x = self.activation(x)
+        return _nhwc(x)
+
+
+class SegRetDepthwiseConv(nn.Module):
+    """Depthwise conv on channels-last input: the conditional position encoding and the LePE."""
+
+    def __init__(self, channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.convolution = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _nhwc(self.convolution(_nchw(x)))
+
+
+class SegRetRetention(nn.Module):
+    """Manhattan self-attention (MaSA) with a local-enhanced value (LePE) term, no rotary shift."""
+
+    def __init__(self, config: SegRetConfig, hidden_size: int, num_heads: int, decomposed: bool) -> None:
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.decomposed = decomposed
+        self.q_proj = nn.Linear(hidden_size, hidden_size)
+        self.k_proj = nn.Linear(hidden_size, hidden_size)
+        self.v_proj = nn.Linear(hidden_size, hidden_size)
+        self.lepe = SegRetDepthwiseConv(hidden_size, kernel_size=5)
+        self.out_proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, x: torch.Tensor, bias: RetentionBias) -> torch.Tensor:
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        out = retention_attention(
+            self.config._attn_implementation or "sdpa", q, k, v, bias, self.num_heads, self.decomposed
+        )
+        return self.out_proj(out + self.lepe(v))
+
+
+class SegRetFeedForward(nn.Module):
+    def __init__(self, config: SegRetConfig, hidden_size: int, mlp_ratio: float) -> None:
+        super().__init__()
+        inner = int(hidden_size * mlp_ratio)
+        self.fc1 = nn.Linear(hidden_size, inner)
+        self.activation = ACT2FN[config.hidden_act]
+        self.fc2 = nn.Linear(inner, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation(self.fc1(x)))
+
+
+class SegRetBlock(GradientCheckpointingLayer):
+    """`x + DWConv(x)`, then pre-norm retention and FFN residual branches (optionally layer-scaled)."""
+
+    def __init__(self, config: SegRetConfig, stage: int, drop_prob: float) -> None:
+        super().__init__()
+        width = config.hidden_sizes[stage]
+        self.position_encoding = SegRetDepthwiseConv(width, kernel_size=3)
+        self.retention_layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.retention = SegRetRetention(
+            config, width, config.num_attention_heads[stage], config.decomposed_retention[stage]
+        )
+        self.ffn_layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.ffn = SegRetFeedForward(config, width, config.mlp_ratios[stage])
+        self.drop_path = SegRetDropPath(drop_prob)
+        if config.layer_scale[stage]:
+            self.layer_scale_1 = nn.Parameter(torch.full((width,), config.layer_scale_init_value))
+            self.layer_scale_2 = nn.Parameter(torch.full((width,), config.layer_scale_init_value))
+        else:
+            self.layer_scale_1 = self.layer_scale_2 = None
+
+    def forward(self, x: torch.Tensor, bias: RetentionBias) -> torch.Tensor:
+        x = x + self.position_encoding(x)
+        branch = self.retention(self.retention_layer_norm(x), bias)
+        if self.layer_scale_1 is not None:
+            branch = self.layer_scale_1 * branch
+        x = x + self.drop_path(branch)
+        branch = self.ffn(self.ffn_layer_norm(x))
+        if self.layer_scale_2 is not None:
+            branch = self.layer_scale_2 * branch
+        return x + self.drop_path(branch)
+
+
+class SegRetStage(nn.Module):
+    """Retention blocks of one width, sharing one decay bias, then (stages 0-2) a stride-2 downsample."""
+
+    def __init__(self, config: SegRetConfig, stage: int, drop_probs: list[float]) -> None:
+        super().__init__()
+        self.config = config
+        self.stage = stage
+        self.blocks = nn.ModuleList([SegRetBlock(config, stage, p) for p in drop_probs])
+        last = stage == len(config.depths) - 1
+        self.downsample = (
+            None
+            if last
+            else SegRetConvNorm(config.hidden_sizes[stage], config.hidden_sizes[stage + 1], 2, config.batch_norm_eps)
+        )
+
+    def decay_bias(self, x: torch.Tensor) -> RetentionBias:
+        config, stage = self.config, self.stage
+        decay = retention_decay(
+            config.num_attention_heads[stage],
+            config.decay_init_values[stage],
+            config.decay_heads_ranges[stage],
+            device=x.device,
+        )
+        return RetentionBias.build(
+            decay,
+            x.shape[1],
+            x.shape[2],
+            config.decomposed_retention[stage],
+            config._attn_implementation or "sdpa",
+            x.dtype,
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns the stage feature `(B, H, W, C)` and the next stage's input (None after the last stage)."""
+        bias = self.decay_bias(x)
+        for block in self.blocks:
+            x = block(x, bias)
+        next_input = None if self.downsample is None else _nhwc(self.downsample(_nchw(x)))
+        return x, next_input
+
+
+class SegRetPreTrainedModel(PreTrainedModel):
+    config: SegRetConfig
+    config_class = SegRetConfig
+    base_model_prefix = "segret"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["SegRetStage"]
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _can_compile_fullgraph = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """RMT/SegFormer-style init; the decoder's ZIR convs start at exactly zero (the point of ZIR)."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            if getattr(module, "zero_initialised", False):
+                init.zeros_(module.weight)
+            else:
+                init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm2d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, SegRetBlock) and module.layer_scale_1 is not None:
+            init.constant_(module.layer_scale_1, self.config.layer_scale_init_value)
+            init.constant_(module.layer_scale_2, self.config.layer_scale_init_value)
+
+
+class SegRetModel(SegRetPreTrainedModel):
+    """The RMT backbone: stem and four retention stages, returning features at strides 4, 8, 16, 32."""
+
+    def __init__(self, config: SegRetConfig) -> None:
+        super().__init__(config)
+        total = sum(config.depths)
+        rates = [config.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        starts = [sum(config.depths[:i]) for i in range(len(config.depths))]
+        self.stem = SegRetStem(config)
+        self.stages = nn.ModuleList(
+            [
+                SegRetStage(config, i, rates[start : start + depth])
+                for i, (start, depth) in enumerate(zip(starts, config.depths))
+            ]
+        )
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            Normalised images (see `SegRetImageProcessor`); any height and width.
+        output_hidden_states (`bool`, *optional*):
+            Also return the four stage features `(batch_size, C_i, H_i, W_i)` at strides 4, 8, 16, 32.
+
+        Returns `BaseModelOutput` whose `last_hidden_state` is the stage-4 feature `(batch_size, C_4, H/32, W/32)`.
+        """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(
+                f"SegRet expects pixel_values of shape (batch, {self.config.num_channels}, height, width), "
+                f"got {tuple(pixel_values.shape)}; run images through SegRetImageProcessor first."
+            )
+        features = []
+        x = self.stem(pixel_values)
+        for stage in self.stages:
+            feature, x = stage(x)
+            features.append(_nchw(feature))
+        return BaseModelOutput(
+            last_hidden_state=features[-1], hidden_states=tuple(features) if output_hidden_states else None
+        )
+
+
+class SegRetStageProjection(nn.Module):
+    """`ReLU(Linear(f) + BN(ZeroConv1x1(f)))`: one stage feature to the decoder width C.
+
+    With `use_zero_init_residual=False` (the paper's "without ZIR" ablation) only the Linear remains.
+    """
+
+    def __init__(self, config: SegRetConfig, in_channels: int) -> None:
+        super().__init__()
+        out = config.decoder_hidden_size
+        self.proj = nn.Linear(in_channels, out)
+        if config.use_zero_init_residual:
+            self.zero_conv = nn.Conv2d(in_channels, out, kernel_size=1)
+            self.zero_conv.zero_initialised = True
+            self.zero_norm = nn.BatchNorm2d(out, eps=config.batch_norm_eps)
+        else:
+            self.zero_conv = self.zero_norm = None
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        """`(B, H, W, C_i)` -> `(B, H, W, C)`."""
+        x = self.proj(feature)
+        if self.zero_conv is not None:
+            x = x + _nhwc(self.zero_norm(self.zero_conv(_nchw(feature))))
+        return F.relu(x)
+
+
+class SegRetDecodeHead(nn.Module):
+    """SegRet's lightweight decoder.
+
+    Reference maths: resize F_2..F_4 to F_1's size, concatenate `[F_4, F_3, F_2, F_1]`, 1x1 conv (4C -> C,
+    no bias), BN, ReLU, Dropout2d, 1x1 classifier. The fuse conv and bilinear resizing are both linear, so
+    the fuse is applied per stage at that stage's own resolution (one C x C slice of the fuse weight each)
+    and the C-channel results are resized and summed. That equals the reference up to float rounding while
+    never building the 4C-channel stride-4 tensor, and cuts the fuse cost of stages 2-4 by 4x-64x.
+    """
+
+    def __init__(self, config: SegRetConfig) -> None:
+        super().__init__()
+        hidden = config.decoder_hidden_size
+        self.linear_c = nn.ModuleList([SegRetStageProjection(config, c) for c in config.hidden_sizes])
+        self.linear_fuse = nn.Conv2d(hidden * len(config.hidden_sizes), hidden, kernel_size=1, bias=False)
+        self.fuse_norm = nn.BatchNorm2d(hidden, eps=config.batch_norm_eps)
+        self.dropout = nn.Dropout2d(config.classifier_dropout_prob)
+        self.classifier = nn.Conv2d(hidden, config.num_labels, kernel_size=1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Channels-last stage features `(B, H_i, W_i, C_i)` -> logits `(B, num_labels, H_1, W_1)`."""
+        stages = len(features)
+        fuse_slices = self.linear_fuse.weight.flatten(1).chunk(stages, dim=1)  # slice j sees F_{stages - j}
+        size = features[0].shape[1:3]
+        fused = None
+        for index, (feature, projection) in enumerate(zip(features, self.linear_c)):
+            partial = _nchw(F.linear(projection(feature), fuse_slices[stages - 1 - index]))
+            if partial.shape[-2:] != size:
+                partial = F.interpolate(partial, size=size, mode="bilinear", align_corners=False)
+            fused = partial if fused is None else fused + partial
+        fused = F.relu(self.fuse_norm(fused))
+        return self.classifier(self.dropout(fused))
+
+
+class SegRetForSemanticSegmentation(SegRetPreTrainedModel):
+    """SegRet: the RMT backbone with the zero-initialised residual decoder; logits at stride 4."""
+
+    def __init__(self, config: SegRetConfig) -> None:
+        super().__init__(config)
+        self.segret = SegRetModel(config)
+        self.decode_head = SegRetDecodeHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> SemanticSegmenterOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
+            Ground-truth class ids; pixels equal to `config.semantic_loss_ignore_index` (255) are ignored.
+            Logits are resized (bilinear) to the labels' size for a mean cross-entropy over labelled pixels.
+
+        Example:
+
+        ```python
+        >>> from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+        >>> import segret_hf  # registers SegRet with the Auto classes
+        >>> processor = AutoImageProcessor.from_pretrained("path/to/segret-tiny-ade-512-512")
+        >>> model = AutoModelForSemanticSegmentation.from_pretrained("path/to/segret-tiny-ade-512-512")
+        >>> outputs = model(**processor(images=image, return_tensors="pt"))
+        >>> outputs.logits.shape  # (batch_size, num_labels, height / 4, width / 4)
+        ```
+        """
+        if labels is not None and self.config.num_labels < 2:
+            raise ValueError(
+                f"SegRet's loss is a softmax cross-entropy and needs num_labels >= 2, got {self.config.num_labels}."
+            )
+        outputs = self.segret(pixel_values, output_hidden_states=True)
+        features = [_nhwc(feature) for feature in outputs.hidden_states]
+        logits = self.decode_head(features)
+
+        loss = None
+        if labels is not None:
+            upsampled = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            loss = F.cross_entropy(upsampled, labels, ignore_index=self.config.semantic_loss_ignore_index)
+
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        return SemanticSegmenterOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states if output_hidden_states else None
+        )
+
+
+__all__ = ["SegRetForSemanticSegmentation", "SegRetModel", "SegRetPreTrainedModel"]
