@@ -1,5 +1,32 @@
-"""segret-hf: SegRet semantic segmentation for the Hugging Face stack."""
+"""segret-hf: SegRet semantic segmentation for the Hugging Face stack.
+
+Importing the package registers SegRet with transformers' Auto classes (`AutoConfig`, `AutoModel`,
+`AutoModelForSemanticSegmentation`, `AutoImageProcessor`) and marks the classes for remote code, so that
+`save_pretrained` writes an `auto_map` plus the modelling files and the saved folder (or Hub repo) also
+loads with `trust_remote_code=True` where segret_hf is not installed.
+"""
+
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation
 
 from .configuration_segret import SEGRET_VARIANTS, SegRetConfig
+from .image_processing_segret import SegRetImageProcessor
+from .modeling_segret import SegRetForSemanticSegmentation, SegRetModel, SegRetPreTrainedModel
 
-__all__ = ["SEGRET_VARIANTS", "SegRetConfig"]
+AutoConfig.register(SegRetConfig.model_type, SegRetConfig, exist_ok=True)
+AutoModel.register(SegRetConfig, SegRetModel, exist_ok=True)
+AutoModelForSemanticSegmentation.register(SegRetConfig, SegRetForSemanticSegmentation, exist_ok=True)
+AutoImageProcessor.register(SegRetConfig, SegRetImageProcessor, exist_ok=True)
+
+SegRetConfig.register_for_auto_class("AutoConfig")
+SegRetModel.register_for_auto_class("AutoModel")
+SegRetForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
+SegRetImageProcessor.register_for_auto_class("AutoImageProcessor")
+
+__all__ = [
+    "SEGRET_VARIANTS",
+    "SegRetConfig",
+    "SegRetForSemanticSegmentation",
+    "SegRetImageProcessor",
+    "SegRetModel",
+    "SegRetPreTrainedModel",
+]
