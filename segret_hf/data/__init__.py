@@ -1,0 +1,28 @@
+"""Dataset facts (classes, palettes, label remapping) and the paper's per-dataset defaults."""
+
+from .label_sets import (
+    IGNORE_INDEX,
+    LABEL_SETS,
+    LabelSet,
+    canonical_name,
+    generate_palette,
+    get_id2label,
+    get_label_set,
+    label_lut,
+)
+from .presets import DATASET_PRESETS, MULTI_SCALE_RATIOS, DatasetPreset, get_preset
+
+__all__ = [
+    "DATASET_PRESETS",
+    "IGNORE_INDEX",
+    "LABEL_SETS",
+    "MULTI_SCALE_RATIOS",
+    "DatasetPreset",
+    "LabelSet",
+    "canonical_name",
+    "generate_palette",
+    "get_id2label",
+    "get_label_set",
+    "get_preset",
+    "label_lut",
+]
