@@ -1,0 +1,144 @@
+"""Load a segmentation dataset split and find its image / label columns, failing early and clearly.
+
+Shared by training and evaluation so that both accept the same three kinds of `--dataset_name`:
+
+* a Hub dataset id (`scene_parse_150`, `user/my-ade-copy`), loaded with `datasets.load_dataset`;
+* a local folder in the Hub layout (`data/validation-00000-of-00001.parquet`, optional `id2label.json`),
+  also loaded with `datasets.load_dataset`;
+* a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`, loaded with `load_from_disk`.
+
+A wrong split or column name otherwise surfaces as a `KeyError` deep inside preprocessing; here it is a
+`ValueError` that names what was asked for and lists what exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import datasets
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError
+
+from .presets import DatasetPreset
+
+IMAGE_COLUMN_CANDIDATES: tuple[str, ...] = ("image", "img", "pixel_values")
+"""Image column names tried, in order, when neither the user nor a preset names one."""
+
+LABEL_COLUMN_CANDIDATES: tuple[str, ...] = (
+    "annotation",
+    "label",
+    "semantic_segmentation",
+    "segmentation",
+    "mask",
+    "labels",
+)
+"""Label-map column names tried, in order, when neither the user nor a preset names one."""
+
+ID2LABEL_FILENAME = "id2label.json"
+"""File the Hugging Face semantic-segmentation examples read class names from (dataset repo root)."""
+
+
+def _is_saved_to_disk(path: Path) -> bool:
+    """Whether `path` is a `save_to_disk` folder (a DatasetDict or a single Dataset)."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def load_split(name_or_path: str, split: str, config_name: str | None = None) -> datasets.Dataset:
+    """One split of a Hub dataset, a Hub-layout folder or a `save_to_disk` folder.
+
+    Raises:
+        ValueError: the split does not exist (the message lists the splits that do).
+        FileNotFoundError: `name_or_path` is neither a readable folder nor a reachable Hub dataset.
+    """
+    path = Path(name_or_path)
+    if path.is_dir() and _is_saved_to_disk(path):
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise ValueError(
+                    f"Unknown split {split!r} for dataset {name_or_path!r}; available splits: {list(loaded)}."
+                )
+            return loaded[split]
+        # A single saved Dataset has no split names; it is whatever split it was saved from.
+        return loaded
+    try:
+        return datasets.load_dataset(name_or_path, config_name, split=split)
+    except ValueError as error:
+        if "Unknown split" in str(error):
+            raise ValueError(f"Unknown split {split!r} for dataset {name_or_path!r}: {error}") from error
+        raise
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"Could not load dataset {name_or_path!r}: it is not a local folder with data files or a "
+            "`save_to_disk` folder, and not a Hub dataset reachable from here (set HF_HUB_OFFLINE=1 to use "
+            f"the local cache only). Original error: {error}"
+        ) from error
+
+
+def _pick_column(kind: str, explicit: str | None, candidates: Iterable[str], available: list[str]) -> str:
+    """The explicit column if it exists, else the first candidate present; a ValueError otherwise."""
+    if explicit is not None:
+        if explicit not in available:
+            raise ValueError(f"Unknown {kind} column {explicit!r}; the dataset has columns {available}.")
+        return explicit
+    candidates = list(candidates)
+    match = next((name for name in candidates if name in available), None)
+    if match is None:
+        raise ValueError(
+            f"Found no {kind} column: tried {candidates}, the dataset has columns {available}. "
+            f"Name it with --{kind}_column_name."
+        )
+    return match
+
+
+def resolve_columns(
+    column_names: Iterable[str],
+    image_column: str | None = None,
+    label_column: str | None = None,
+    preset: DatasetPreset | None = None,
+) -> tuple[str, str]:
+    """`(image_column, label_column)`: the names given, else the preset's candidates, else common names."""
+    available = list(column_names)
+    image_candidates = preset.image_column_candidates if preset else IMAGE_COLUMN_CANDIDATES
+    label_candidates = preset.label_column_candidates if preset else LABEL_COLUMN_CANDIDATES
+    image = _pick_column("image", image_column, image_candidates, available)
+    label = _pick_column("label", label_column, label_candidates, available)
+    if image == label:
+        raise ValueError(f"The image and label columns are both {image!r}; name them separately.")
+    return image, label
+
+
+def load_id2label(name_or_path: str, dataset: datasets.Dataset, label_column: str) -> dict[int, str] | None:
+    """The dataset's class names by id, if it declares them; `None` when it does not.
+
+    Looked up, in order: `id2label.json` in a local folder, `id2label.json` in the Hub dataset repo (skipped
+    quietly when offline or absent), the `ClassLabel` names of the label column.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        local = path / ID2LABEL_FILENAME
+        if local.is_file():
+            return _read_id2label(local)
+    else:
+        try:
+            return _read_id2label(Path(hf_hub_download(name_or_path, ID2LABEL_FILENAME, repo_type="dataset")))
+        except (OSError, EntryNotFoundError, HFValidationError):
+            pass  # no such file, no network, or not a Hub id: fall through to the features
+    feature = dataset.features.get(label_column)
+    while isinstance(feature, (datasets.Sequence, list)):  # per-pixel ClassLabel stored as nested lists
+        feature = feature.feature if isinstance(feature, datasets.Sequence) else feature[0]
+    if isinstance(feature, datasets.ClassLabel):
+        return dict(enumerate(feature.names))
+    return None
+
+
+def _read_id2label(path: Path) -> dict[int, str]:
+    """Parse an `id2label.json` (`{"0": "wall", ...}`), rejecting keys that are not class ids."""
+    with open(path, encoding="utf-8") as handle:
+        raw = json.load(handle)
+    try:
+        return {int(key): str(value) for key, value in raw.items()}
+    except (AttributeError, ValueError) as error:
+        raise ValueError(f"{path} must map integer class ids to names, e.g. {{\"0\": \"wall\"}}.") from error

@@ -1,0 +1,340 @@
+"""Evaluate a semantic-segmentation model on a dataset split the way the SegRet paper did.
+
+One pass over the split: each batch is decoded, predicted under an :class:`~segret_hf.inference.InferenceProtocol`
+(single scale, multi-scale + flip, or sliding window) and counted into a streaming confusion matrix
+(:class:`~segret_hf.metrics.SegmentationMetric`), so memory does not grow with the dataset. Pixels labelled
+255 are ignored; classes absent from both labels and predictions get NaN and do not enter the means.
+
+Bad inputs stop the run early with an error that names the problem (class-count mismatch between model and
+dataset, label values that are not class ids, image/label size mismatch). Images that cannot be decoded are
+skipped, collected with their index and reported at the end, so one corrupt file neither crashes a long run
+nor disappears silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import PIL.Image
+import torch
+from tqdm.auto import tqdm
+
+from .data.label_sets import IGNORE_INDEX
+from .data.loading import load_id2label, load_split, resolve_columns
+from .data.presets import DatasetPreset, get_preset
+from .inference import InferenceProtocol, SegmentationInferencer, image_size
+from .metrics import SegmentationMetric, format_per_class_table
+from .visualization import palette_for_labels, side_by_side
+
+logger = logging.getLogger(__name__)
+
+_INDEX_MAP_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+@dataclass(frozen=True)
+class SampleFailure:
+    """A sample that could not be read: its row index, the column, and the decoder's message."""
+
+    index: int
+    column: str
+    error: str
+
+
+@dataclass
+class EvaluationReport:
+    """Metrics of one evaluation plus everything needed to tell how they were obtained."""
+
+    metrics: dict[str, Any]
+    id2label: dict[int, str]
+    num_samples: int
+    failures: list[SampleFailure] = field(default_factory=list)
+    seconds: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def format_table(self) -> str:
+        """Per-class IoU / accuracy table with the mIoU summary, for the console."""
+        return format_per_class_table(self.metrics, self.id2label)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready content; NaN (class absent from labels and predictions) becomes `null`."""
+        content = {
+            **self.metadata,
+            "num_samples": self.num_samples,
+            "metrics": {
+                **self.metrics,
+                "class_names": [self.id2label.get(i, str(i)) for i in range(len(self.metrics["per_category_iou"]))],
+            },
+            "failed_samples": [vars(failure) for failure in self.failures],
+            "seconds": round(self.seconds, 3),
+        }
+        return _nan_to_none(content)
+
+    def write_json(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as indented, strictly valid JSON (no NaN literals)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(item) for item in value]
+    return value
+
+
+def check_label_compatibility(
+    model_id2label: Mapping[int, str],
+    dataset_id2label: Mapping[int, str] | None = None,
+    preset: DatasetPreset | None = None,
+) -> None:
+    """Refuse to score a model against a dataset with a different number of classes.
+
+    A class-count mismatch makes every number meaningless (ids mean different classes), so it raises;
+    differing names with the same count are only logged, since many configs carry placeholder names.
+    """
+    num_labels = len(model_id2label)
+    references = []
+    if dataset_id2label is not None:
+        references.append(("the dataset's id2label", dict(dataset_id2label)))
+    if preset is not None:
+        references.append((f"dataset preset {preset.name!r}", preset.label_set.id2label))
+    for source, reference in references:
+        if len(reference) != num_labels:
+            raise ValueError(
+                f"The model predicts {num_labels} classes but {source} has {len(reference)}. Evaluate a model "
+                "trained on this dataset (its config.json id2label must list the same classes)."
+            )
+        differing = [
+            index
+            for index in range(num_labels)
+            if str(model_id2label.get(index, "")).strip() != str(reference.get(index, "")).strip()
+        ]
+        if differing:
+            first = differing[0]
+            logger.warning(
+                "%d of %d class names differ between the model and %s (first: id %d is %r vs %r); ids are "
+                "compared as they are.",
+                len(differing), num_labels, source, first, model_id2label.get(first), reference.get(first),
+            )
+
+
+def reduce_labels(label: np.ndarray) -> np.ndarray:
+    """ADE20K/COCO-Stuff "reduce labels": 0 (unlabelled) -> 255, every other id -> id - 1, 255 stays."""
+    label = label.astype(np.int64)
+    return np.where((label == 0) | (label == IGNORE_INDEX), IGNORE_INDEX, label - 1)
+
+
+def _decoder(feature: Any) -> Any:
+    """How to turn a stored value of `feature` into an image/array (Image features decode lazily)."""
+    if isinstance(feature, datasets.Image):
+        return datasets.Image().decode_example
+    return np.asarray
+
+
+def _label_array(value: Any, index: int) -> np.ndarray:
+    """`(H, W)` int64 class ids from a decoded label, or a ValueError naming the sample."""
+    if isinstance(value, PIL.Image.Image):
+        if value.mode not in _INDEX_MAP_MODES:
+            raise ValueError(
+                f"The label of sample {index} is a {value.mode!r} image; labels must be single-channel class-id "
+                "maps (modes L, P, I;16, I). Convert colour-coded masks to class ids first."
+            )
+        value = np.array(value)
+    label = np.asarray(value)
+    if label.ndim == 3 and 1 in (label.shape[0], label.shape[-1]):
+        label = label.squeeze(0 if label.shape[0] == 1 else -1)
+    if label.ndim != 2 or not (np.issubdtype(label.dtype, np.integer) or label.dtype == np.bool_):
+        raise ValueError(
+            f"The label of sample {index} has shape {label.shape} and dtype {label.dtype}; expected a "
+            "(height, width) map of integer class ids."
+        )
+    return label.astype(np.int64)
+
+
+def _check_label_values(label: np.ndarray, index: int, num_labels: int, ignore_index: int, reduced: bool) -> None:
+    """Fail on the first sample whose labels are not class ids of the model (or `ignore_index`)."""
+    bad = (label != ignore_index) & ((label < 0) | (label >= num_labels))
+    if bad.any():
+        values = np.unique(label[bad])
+        hint = (
+            "do_reduce_labels is on, so stored values 1..num_labels are the classes"
+            if reduced
+            else "if 0 means 'unlabelled' (ADE20K, COCO-Stuff-10k), pass --do_reduce_labels; raw Cityscapes or "
+            "COCO-Stuff ids must first be mapped to train ids (segret_hf.data.label_lut)"
+        )
+        raise ValueError(
+            f"Sample {index} has label values {values[:10].tolist()} outside the model's class ids "
+            f"[0, {num_labels - 1}] (and not the ignore value {ignore_index}); {hint}."
+        )
+
+
+def evaluate_dataset(
+    inferencer: SegmentationInferencer,
+    dataset: datasets.Dataset,
+    image_column: str,
+    label_column: str,
+    do_reduce_labels: bool = False,
+    ignore_index: int = IGNORE_INDEX,
+    max_samples: int | None = None,
+    predictions_dir: str | Path | None = None,
+    num_saved_predictions: int = 0,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Score `inferencer` on the first `max_samples` rows of `dataset` (all rows when `None`).
+
+    Labels are compared at their stored resolution (predictions are resized to it). With `predictions_dir`,
+    `image | label | prediction` strips of the first `num_saved_predictions` evaluated samples are written
+    there as `<row index>.png`.
+    """
+    count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
+    rows = dataset.select(range(count)).select_columns([image_column, label_column])
+    decoders = {}
+    for column in (image_column, label_column):
+        if isinstance(rows.features[column], datasets.Image):
+            rows = rows.cast_column(column, datasets.Image(decode=False))
+        decoders[column] = _decoder(dataset.features[column])
+    num_labels = inferencer.num_labels
+    metric = SegmentationMetric(num_labels, ignore_index=ignore_index)
+    palette, _ = palette_for_labels(inferencer.id2label)
+    if predictions_dir is not None:
+        Path(predictions_dir).mkdir(parents=True, exist_ok=True)
+    failures: list[SampleFailure] = []
+    evaluated = saved = 0
+    start_time = time.perf_counter()
+    with tqdm(total=count, desc="Evaluating", unit="img", disable=not progress) as bar:
+        for start in range(0, count, inferencer.batch_size):
+            batch = rows[start : start + inferencer.batch_size]
+            samples = []
+            for offset, (raw_image, raw_label) in enumerate(zip(batch[image_column], batch[label_column])):
+                index = start + offset
+                decoded = []
+                for column, raw in ((image_column, raw_image), (label_column, raw_label)):
+                    try:
+                        decoded.append(decoders[column](raw))
+                    except Exception as error:  # any decoder failure: record it with the index, keep going
+                        failures.append(SampleFailure(index, column, f"{type(error).__name__}: {error}"))
+                        break
+                if len(decoded) < 2:
+                    continue
+                image, label = decoded[0], _label_array(decoded[1], index)
+                if do_reduce_labels:
+                    label = reduce_labels(label)
+                if image_size(image) != label.shape:
+                    raise ValueError(
+                        f"Sample {index}: the image is {image_size(image)} (height, width) but its label is "
+                        f"{label.shape}; labels must be pixel-aligned with their images."
+                    )
+                _check_label_values(label, index, num_labels, ignore_index, do_reduce_labels)
+                samples.append((index, image, label))
+            if samples:
+                probabilities = inferencer.predict_probabilities([image for _, image, _ in samples])
+                for (index, image, label), probs in zip(samples, probabilities):
+                    prediction = probs.argmax(dim=0)
+                    metric.update(prediction, torch.from_numpy(label))
+                    if predictions_dir is not None and saved < num_saved_predictions:
+                        strip = side_by_side(image, label, prediction.cpu().numpy(), palette, ignore_index)
+                        strip.save(Path(predictions_dir) / f"{index:06d}.png")
+                        saved += 1
+                evaluated += len(samples)
+            bar.update(min(inferencer.batch_size, count - start))
+    if failures:
+        logger.error("%d sample(s) could not be read and were skipped: %s", len(failures), describe_failures(failures))
+    return EvaluationReport(
+        metrics=metric.compute(),
+        id2label=inferencer.id2label,
+        num_samples=evaluated,
+        failures=failures,
+        seconds=time.perf_counter() - start_time,
+    )
+
+
+def describe_failures(failures: list[SampleFailure], limit: int = 10) -> str:
+    """`index (column): error` of the first `limit` unreadable samples, for logs and the console."""
+    text = "; ".join(f"index {f.index} ({f.column}): {f.error}" for f in failures[:limit])
+    return text + (f"; ... and {len(failures) - limit} more" if len(failures) > limit else "")
+
+
+def evaluate(
+    model: str,
+    dataset_name: str,
+    split: str = "validation",
+    dataset_config_name: str | None = None,
+    dataset_preset: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    do_reduce_labels: bool | None = None,
+    protocol: InferenceProtocol | None = None,
+    batch_size: int = 1,
+    device: str | None = None,
+    dtype: str = "float32",
+    max_samples: int | None = None,
+    predictions_dir: str | Path | None = None,
+    num_saved_predictions: int = 0,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Load `model` (folder or Hub id) and one split of `dataset_name`, check they fit, and evaluate.
+
+    `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, label reduction and
+    the class list to check the model against; explicit arguments override it. `do_reduce_labels=None`
+    means "the preset's choice, else off".
+    """
+    preset = get_preset(dataset_preset) if dataset_preset else None
+    if do_reduce_labels is None:
+        do_reduce_labels = preset.do_reduce_labels if preset else False
+    protocol = protocol or InferenceProtocol()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    dataset = load_split(dataset_name, split, dataset_config_name)
+    image_column, label_column = resolve_columns(dataset.column_names, image_column, label_column, preset)
+    inferencer = SegmentationInferencer.from_pretrained(
+        model, protocol, batch_size=batch_size, device=device, dtype=dtype
+    )
+    check_label_compatibility(inferencer.id2label, load_id2label(dataset_name, dataset, label_column), preset)
+
+    report = evaluate_dataset(
+        inferencer,
+        dataset,
+        image_column,
+        label_column,
+        do_reduce_labels=do_reduce_labels,
+        max_samples=max_samples,
+        predictions_dir=predictions_dir,
+        num_saved_predictions=num_saved_predictions,
+        progress=progress,
+    )
+    report.metadata = {
+        "model": model,
+        "dataset": {
+            "name": dataset_name,
+            "config": dataset_config_name,
+            "split": split,
+            "preset": preset.name if preset else None,
+            "image_column": image_column,
+            "label_column": label_column,
+            "do_reduce_labels": do_reduce_labels,
+            "num_rows": len(dataset),
+        },
+        "protocol": {
+            **protocol.to_dict(),
+            "resize": dict(inferencer.image_processor.size),
+            "fusion": "softmax probabilities averaged at the label's original size",
+            "ignore_index": IGNORE_INDEX,
+            "batch_size": batch_size,
+            "device": str(inferencer.device),
+            "dtype": dtype,
+        },
+    }
+    return report
