@@ -1,0 +1,245 @@
+"""Dataset evaluation end to end: scripts/evaluate.py on tiny Hub-layout parquet datasets."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
+from segret_hf.data.loading import load_id2label, load_split, resolve_columns
+from segret_hf.data.presets import get_preset
+from segret_hf.evaluation import check_label_compatibility, evaluate, reduce_labels
+from segret_hf.inference import SegmentationInferencer
+
+NUM_LABELS = 5
+SIZES = [(40, 56), (30, 70), (36, 36)]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate_script = _load_script(ROOT / "scripts" / "evaluate.py")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def datasets_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep `load_dataset`'s Arrow cache out of the user's home directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_datasets_cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    torch.manual_seed(0)
+    config = SegRetConfig.from_variant(
+        "tiny",
+        hidden_sizes=[16, 32, 48, 64],
+        depths=[1, 1, 2, 1],
+        num_attention_heads=[2, 2, 4, 4],
+        decoder_hidden_size=32,
+        num_labels=NUM_LABELS,
+        id2label={i: f"class{i}" for i in range(NUM_LABELS)},
+    )
+    model = SegRetForSemanticSegmentation(config).eval()
+    with torch.no_grad():
+        model.decode_head.classifier.weight.mul_(20)  # several classes per image, not one
+    path = tmp_path_factory.mktemp("model")
+    model.save_pretrained(path)
+    SegRetImageProcessor(size={"shortest_edge": 32}).save_pretrained(path)
+    return str(path)
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _images() -> list[np.ndarray]:
+    rng = np.random.RandomState(0)
+    return [
+        np.asarray(
+            PIL.Image.fromarray(rng.randint(0, 255, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)).resize((w, h))
+        )
+        for h, w in SIZES
+    ]
+
+
+def write_dataset(
+    root: Path,
+    labels: list[np.ndarray],
+    images: list[np.ndarray | bytes] | None = None,
+    id2label: dict[int, str] | None = None,
+) -> str:
+    """A Hub-layout dataset folder: data/validation-00000-of-00001.parquet (+ id2label.json)."""
+    images = images if images is not None else _images()
+    encoded = [{"bytes": image if isinstance(image, bytes) else _png(image), "path": None} for image in images]
+    features = datasets.Features({"image": datasets.Image(), "annotation": datasets.Image()})
+    table = datasets.Dataset.from_dict(
+        {"image": encoded, "annotation": [{"bytes": _png(label.astype(np.uint8)), "path": None} for label in labels]},
+        features=features,
+    )
+    (root / "data").mkdir(parents=True)
+    table.to_parquet(str(root / "data" / "validation-00000-of-00001.parquet"))
+    if id2label is not None:
+        (root / "id2label.json").write_text(json.dumps({str(k): v for k, v in id2label.items()}))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def predictions(model_dir: str) -> list[np.ndarray]:
+    """The model's own single-scale predictions on `_images()`."""
+    inferencer = SegmentationInferencer.from_pretrained(model_dir)
+    return [p.numpy() for p in inferencer.predict([PIL.Image.fromarray(image) for image in _images()])]
+
+
+@pytest.fixture(scope="module")
+def perfect_dataset(tmp_path_factory: pytest.TempPathFactory, predictions: list[np.ndarray]) -> str:
+    """Labels equal to the model's predictions, except an ignored (255) block in the first image."""
+    labels = [p.copy() for p in predictions]
+    labels[0][:10, :10] = (labels[0][:10, :10] + 1) % NUM_LABELS  # wrong labels ...
+    labels[0][:10, :10] = 255  # ... that are ignored
+    id2label = {i: f"class{i}" for i in range(NUM_LABELS)}
+    return write_dataset(tmp_path_factory.mktemp("perfect"), labels, id2label=id2label)
+
+
+def _run_cli(tmp_path: Path, model_dir: str, dataset: str, *extra: str) -> tuple[int, dict]:
+    output = tmp_path / "results.json"
+    argv = ["--model", model_dir, "--dataset_name", dataset, "--split", "validation", "--output_file", str(output)]
+    status = evaluate_script.main([*argv, "--no_progress", *extra])
+    return status, json.loads(output.read_text()) if output.exists() else {}
+
+
+def test_own_predictions_as_labels_give_miou_one(tmp_path: Path, model_dir: str, perfect_dataset: str) -> None:
+    status, results = _run_cli(tmp_path, model_dir, perfect_dataset, "--batch_size", "2")
+    assert status == 0
+    metrics = results["metrics"]
+    assert metrics["mean_iou"] == 1.0 and metrics["overall_accuracy"] == 1.0
+    assert sum(iou is not None for iou in metrics["per_category_iou"]) > 1  # several classes present
+
+
+def test_json_records_model_dataset_protocol_and_count(tmp_path: Path, model_dir: str, perfect_dataset: str) -> None:
+    status, results = _run_cli(tmp_path, model_dir, perfect_dataset, "--max_samples", "2", "--multi_scale", "--flip")
+    assert status == 0
+    assert results["model"] == model_dir
+    assert results["dataset"] == {
+        "name": perfect_dataset,
+        "config": None,
+        "split": "validation",
+        "preset": None,
+        "image_column": "image",
+        "label_column": "annotation",
+        "do_reduce_labels": False,
+        "num_rows": 3,
+    }
+    protocol = results["protocol"]
+    assert protocol["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and protocol["flip"] is True
+    assert protocol["mode"] == "whole" and protocol["window"] is None and protocol["resize"] == {"shortest_edge": 32}
+    assert results["num_samples"] == 2 and results["failed_samples"] == []
+    assert results["metrics"]["class_names"] == [f"class{i}" for i in range(NUM_LABELS)]
+    assert set(results["metrics"]) >= {"mean_iou", "mean_accuracy", "overall_accuracy", "per_category_iou"}
+
+
+def test_single_ratio_multi_scale_equals_single_scale(
+    tmp_path: Path, model_dir: str, predictions: list[np.ndarray]
+) -> None:
+    labels = [np.roll(p, 3, axis=1) for p in predictions]  # imperfect labels: mIoU < 1
+    dataset = write_dataset(tmp_path / "shifted", labels)
+    _, single = _run_cli(tmp_path / "a", model_dir, dataset)
+    _, multi = _run_cli(tmp_path / "b", model_dir, dataset, "--multi_scale", "--scales", "1.0")
+    assert multi["protocol"]["scales"] == [1.0]
+    assert single["metrics"] == multi["metrics"] and single["metrics"]["mean_iou"] < 1.0
+
+
+def test_sliding_window_and_saved_pictures(tmp_path: Path, model_dir: str, perfect_dataset: str) -> None:
+    pictures = tmp_path / "pictures"
+    status, results = _run_cli(
+        tmp_path, model_dir, perfect_dataset,
+        "--sliding_window", "--window", "24", "--stride", "16",
+        "--save_predictions", str(pictures), "--save_predictions_count", "2",
+    )  # fmt: skip
+    assert status == 0
+    assert results["protocol"]["mode"] == "slide" and results["protocol"]["window"] == [24, 24]
+    assert sorted(p.name for p in pictures.iterdir()) == ["000000.png", "000001.png"]
+    assert PIL.Image.open(pictures / "000001.png").size == (3 * 70, 30)  # image | label | prediction
+
+
+def test_reduce_labels_end_to_end(model_dir: str, predictions: list[np.ndarray], tmp_path: Path) -> None:
+    stored = [p + 1 for p in predictions]  # ADE20K convention: 0 = unlabelled, classes from 1
+    stored[1][:5] = 0
+    dataset = write_dataset(tmp_path / "ade_like", stored)
+    report = evaluate(model_dir, dataset, do_reduce_labels=True, progress=False)
+    assert report.metrics["mean_iou"] == 1.0
+    with pytest.raises(ValueError, match=r"Sample [0-2] has label values \[5\].*--do_reduce_labels"):
+        evaluate(model_dir, dataset, progress=False)
+    assert reduce_labels(np.array([0, 1, 5, 255])).tolist() == [255, 0, 4, 255]
+
+
+def test_unreadable_image_is_reported_with_its_index(
+    tmp_path: Path, model_dir: str, predictions: list[np.ndarray]
+) -> None:
+    images = _images()
+    images[1] = b"definitely not a png"
+    dataset = write_dataset(tmp_path / "broken", predictions, images=images)
+    status, results = _run_cli(tmp_path, model_dir, dataset)
+    assert status == 1
+    assert results["num_samples"] == 2 and results["metrics"]["mean_iou"] == 1.0
+    [failure] = results["failed_samples"]
+    assert failure["index"] == 1 and failure["column"] == "image" and "UnidentifiedImageError" in failure["error"]
+
+
+def test_class_count_mismatch_is_refused(tmp_path: Path, model_dir: str, predictions: list[np.ndarray]) -> None:
+    dataset = write_dataset(tmp_path / "four", predictions, id2label={i: f"c{i}" for i in range(4)})
+    with pytest.raises(ValueError, match="predicts 5 classes but the dataset's id2label has 4"):
+        evaluate(model_dir, dataset, progress=False)
+    with pytest.raises(ValueError, match="predicts 5 classes but dataset preset 'cityscapes' has 19"):
+        check_label_compatibility({i: str(i) for i in range(NUM_LABELS)}, preset=get_preset("cityscapes"))
+
+
+def test_unknown_split_and_column_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture, model_dir: str, perfect_dataset: str
+) -> None:
+    with pytest.raises(ValueError, match="Unknown split 'test'"):
+        evaluate(model_dir, perfect_dataset, split="test", progress=False)
+    with pytest.raises(ValueError, match="Unknown label column 'segmentation'.*'annotation'"):
+        evaluate(model_dir, perfect_dataset, label_column="segmentation", progress=False)
+    status, _ = _run_cli(tmp_path, model_dir, perfect_dataset, "--image_column_name", "pixels")
+    assert status == 2 and "Unknown image column 'pixels'" in capsys.readouterr().err
+
+
+def test_misaligned_and_colour_labels_are_refused(tmp_path: Path, model_dir: str) -> None:
+    misaligned = write_dataset(tmp_path / "misaligned", [np.zeros((h + 1, w), np.uint8) for h, w in SIZES])
+    with pytest.raises(ValueError, match=r"Sample 0: the image is \(40, 56\).*\(41, 56\)"):
+        evaluate(model_dir, misaligned, progress=False)
+    colour = write_dataset(tmp_path / "colour", [np.zeros((h, w, 3), np.uint8) for h, w in SIZES])
+    with pytest.raises(ValueError, match="label of sample 0 is a 'RGB' image"):
+        evaluate(model_dir, colour, progress=False)
+
+
+def test_save_to_disk_folders_and_column_candidates(tmp_path: Path, perfect_dataset: str) -> None:
+    split = load_split(perfect_dataset, "validation")
+    datasets.DatasetDict({"validation": split}).save_to_disk(str(tmp_path / "saved"))
+    reloaded = load_split(str(tmp_path / "saved"), "validation")
+    assert reloaded.num_rows == 3 and load_id2label(str(tmp_path / "saved"), reloaded, "annotation") is None
+    with pytest.raises(ValueError, match=r"Unknown split 'train'.*\['validation'\]"):
+        load_split(str(tmp_path / "saved"), "train")
+    assert resolve_columns(["img", "semantic_segmentation"], preset=get_preset("cityscapes")) == (
+        "img",
+        "semantic_segmentation",
+    )
+    with pytest.raises(ValueError, match="Found no label column"):
+        resolve_columns(["image", "caption"])
