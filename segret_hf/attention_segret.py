@@ -109,15 +109,14 @@ def _decomposed(
 ) -> torch.Tensor:
     """Row pass then column pass. Inputs and output are `(B, H, W, C)`."""
     batch, height, width, channels = q.shape
-    q, k, v = (_split_heads(t, num_heads) for t in (q, k, v))
-    # Rows: one sequence of length W per (batch, row): (B*H, heads, W, d).
-    q_row, k_row, v_row = (t.permute(0, 1, 3, 2, 4).flatten(0, 1) for t in (q, k, v))
-    rows = attend(q_row, k_row, v_row, bias.row).unflatten(0, (batch, height))  # (B, H, heads, W, d)
+    # Rows: one sequence of length W per (batch, row): (B*H, heads, W, d), a view of the projections.
+    q_row, k_row, v_row = (_split_heads(t, num_heads).flatten(0, 1).transpose(1, 2) for t in (q, k, v))
+    rows = attend(q_row, k_row, v_row, bias.row).transpose(1, 2).unflatten(0, (batch, height))  # (B, H, W, heads, d)
     # Columns: one sequence of length H per (batch, column): (B*W, heads, H, d).
-    q_col, k_col = (t.permute(0, 2, 3, 1, 4).flatten(0, 1) for t in (q, k))
-    v_col = rows.permute(0, 3, 2, 1, 4).flatten(0, 1)
-    out = attend(q_col, k_col, v_col, bias.column).unflatten(0, (batch, width))  # (B, W, heads, H, d)
-    return out.permute(0, 3, 1, 2, 4).reshape(batch, height, width, channels)
+    q_col, k_col = (_split_heads(t, num_heads).permute(0, 2, 3, 1, 4).flatten(0, 1) for t in (q, k))
+    v_col = rows.permute(0, 2, 3, 1, 4).flatten(0, 1)
+    out = attend(q_col, k_col, v_col, bias.column).transpose(1, 2).unflatten(0, (batch, width))  # (B, W, H, heads, d)
+    return out.transpose(1, 2).reshape(batch, height, width, channels)
 
 
 def _whole(

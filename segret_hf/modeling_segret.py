@@ -31,6 +31,30 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
+def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """`(B, C, H, W)` -> contiguous `(B, H, W, C)`.
+
+    Used where a dense conv hands over to the blocks: convolutions may return NCHW memory, and a stage fed a
+    permuted NCHW tensor would pay a hidden copy in every LayerNorm and Linear of every block.
+    """
+    return _nhwc(x.contiguous(memory_format=torch.channels_last))
+
+
+def fold_batch_norm(
+    weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.BatchNorm2d
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of `norm(linear_map(x))` as one linear map, valid while `norm` uses running statistics.
+
+    Inference folds every BatchNorm that follows a convolution or projection into it: the result equals the
+    two-step computation up to float rounding, and one full pass over the activation is saved.
+    """
+    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+    shift = norm.bias - norm.running_mean * scale
+    folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
+    folded_bias = shift if bias is None else bias * scale + shift
+    return folded_weight, folded_bias
+
+
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
     """Stochastic depth: drop whole samples of a residual branch, rescaling the kept ones."""
     if drop_prob == 0.0 or not training:
@@ -61,7 +85,11 @@ class SegRetConvNorm(nn.Module):
         self.normalization = nn.BatchNorm2d(out_channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.normalization(self.convolution(x))
+        if self.normalization.training:
+            return self.normalization(self.convolution(x))
+        weight, bias = fold_batch_norm(self.convolution.weight, self.convolution.bias, self.normalization)
+        conv = self.convolution
+        return F.conv2d(x, weight, bias, conv.stride, conv.padding)
 
 
 class SegRetStem(nn.Module):
@@ -87,18 +115,30 @@ class SegRetStem(nn.Module):
             x = layer(x)
             if index < len(self.layers) - 1:
                 x = self.activation(x)
-        return _nhwc(x)
+        return _to_channels_last(x)
 
 
 class SegRetDepthwiseConv(nn.Module):
-    """Depthwise conv on channels-last input: the conditional position encoding and the LePE."""
+    """Depthwise conv on channels-last input: the conditional position encoding and the LePE.
 
-    def __init__(self, channels: int, kernel_size: int) -> None:
+    With `add_input=True` it computes `x + conv(x)` (the position encoding's residual) as a single conv whose
+    kernel centre is raised by one: the same sum, without a separate pass over `x`.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, add_input: bool = False) -> None:
         super().__init__()
         self.convolution = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
+        self.add_input = add_input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _nhwc(self.convolution(_nchw(x)))
+        conv = self.convolution
+        weight = conv.weight
+        if self.add_input:
+            centre = conv.kernel_size[0] // 2
+            identity = torch.zeros_like(weight)
+            identity[:, :, centre, centre] = 1
+            weight = weight + identity
+        return _nhwc(F.conv2d(_nchw(x), weight, conv.bias, padding=conv.padding, groups=conv.groups))
 
 
 class SegRetRetention(nn.Module):
@@ -141,7 +181,7 @@ class SegRetBlock(GradientCheckpointingLayer):
     def __init__(self, config: SegRetConfig, stage: int, drop_prob: float) -> None:
         super().__init__()
         width = config.hidden_sizes[stage]
-        self.position_encoding = SegRetDepthwiseConv(width, kernel_size=3)
+        self.position_encoding = SegRetDepthwiseConv(width, kernel_size=3, add_input=True)
         self.retention_layer_norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.retention = SegRetRetention(
             config, width, config.num_attention_heads[stage], config.decomposed_retention[stage]
@@ -156,7 +196,7 @@ class SegRetBlock(GradientCheckpointingLayer):
             self.layer_scale_1 = self.layer_scale_2 = None
 
     def forward(self, x: torch.Tensor, bias: RetentionBias) -> torch.Tensor:
-        x = x + self.position_encoding(x)
+        x = self.position_encoding(x)  # x + DWConv(x)
         branch = self.retention(self.retention_layer_norm(x), bias)
         if self.layer_scale_1 is not None:
             branch = self.layer_scale_1 * branch
@@ -204,7 +244,7 @@ class SegRetStage(nn.Module):
         bias = self.decay_bias(x)
         for block in self.blocks:
             x = block(x, bias)
-        next_input = None if self.downsample is None else _nhwc(self.downsample(_nchw(x)))
+        next_input = None if self.downsample is None else _to_channels_last(self.downsample(_nchw(x)))
         return x, next_input
 
 
@@ -315,10 +355,13 @@ class SegRetStageProjection(nn.Module):
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         """`(B, H, W, C_i)` -> `(B, H, W, C)`."""
-        x = self.proj(feature)
-        if self.zero_conv is not None:
-            x = x + _nhwc(self.zero_norm(self.zero_conv(_nchw(feature))))
-        return F.relu(x)
+        if self.zero_conv is None:
+            return F.relu(self.proj(feature))
+        if self.zero_norm.training:
+            return F.relu(self.proj(feature) + _nhwc(self.zero_norm(self.zero_conv(_nchw(feature)))))
+        # Inference: Linear + BN(Conv1x1) is one linear map of the same input; apply it once.
+        zero_weight, zero_bias = fold_batch_norm(self.zero_conv.weight.flatten(1), self.zero_conv.bias, self.zero_norm)
+        return F.relu(F.linear(feature, self.proj.weight + zero_weight, self.proj.bias + zero_bias))
 
 
 class SegRetDecodeHead(nn.Module):
@@ -343,16 +386,22 @@ class SegRetDecodeHead(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Channels-last stage features `(B, H_i, W_i, C_i)` -> logits `(B, num_labels, H_1, W_1)`."""
         stages = len(features)
-        fuse_slices = self.linear_fuse.weight.flatten(1).chunk(stages, dim=1)  # slice j sees F_{stages - j}
+        fuse_weight, fuse_bias = self.linear_fuse.weight.flatten(1), None
+        if not self.fuse_norm.training:
+            fuse_weight, fuse_bias = fold_batch_norm(fuse_weight, None, self.fuse_norm)
+        fuse_slices = fuse_weight.chunk(stages, dim=1)  # slice j multiplies F_{stages - j}
         size = features[0].shape[1:3]
         fused = None
-        for index, (feature, projection) in enumerate(zip(features, self.linear_c)):
-            partial = _nchw(F.linear(projection(feature), fuse_slices[stages - 1 - index]))
+        # Coarsest stage first, so the stride-4 partial (which carries the folded BN shift) is added last.
+        for index in reversed(range(stages)):
+            bias = fuse_bias if index == 0 else None
+            partial = _nchw(F.linear(self.linear_c[index](features[index]), fuse_slices[stages - 1 - index], bias))
             if partial.shape[-2:] != size:
                 partial = F.interpolate(partial, size=size, mode="bilinear", align_corners=False)
             fused = partial if fused is None else fused + partial
-        fused = F.relu(self.fuse_norm(fused))
-        return self.classifier(self.dropout(fused))
+        if self.fuse_norm.training:
+            fused = self.fuse_norm(fused)
+        return self.classifier(self.dropout(F.relu(fused)))
 
 
 class SegRetForSemanticSegmentation(SegRetPreTrainedModel):
