@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Map label 0 to 255 (ignored) and the others to id - 1. Default: the preset's choice, else off.",
     )
+    parser.add_argument(
+        "--labels_are_train_ids",
+        action="store_true",
+        help="With a Cityscapes/COCO-Stuff preset: the maps already hold train ids, skip the raw-id lookup table.",
+    )
     parser.add_argument("--output_file", default=None, help="Write the metrics and the protocol to this JSON.")
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--device", default=None, help="Default: cuda when available, else cpu.")
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace, protocol: InferenceProtocol) -> EvaluationRepo
         image_column=args.image_column_name,
         label_column=args.label_column_name,
         do_reduce_labels=args.do_reduce_labels,
+        labels_are_train_ids=args.labels_are_train_ids,
         protocol=protocol,
         batch_size=args.batch_size,
         device=args.device,

@@ -137,6 +137,42 @@ def reduce_labels(label: np.ndarray) -> np.ndarray:
     return np.where((label == 0) | (label == IGNORE_INDEX), IGNORE_INDEX, label - 1)
 
 
+@dataclass(frozen=True)
+class LabelConversion:
+    """How stored label maps become train ids: ADE20K-style reduction, a raw-id lookup table, or as stored.
+
+    Same rule as training (`segret_hf.training`): the reduce flag first, else a preset's lookup table for
+    raw annotation ids (Cityscapes labelIds, COCO-Stuff ids) unless the maps already hold train ids.
+    """
+
+    reduce: bool = False
+    lookup: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_dataset(
+        cls, preset: DatasetPreset | None, do_reduce_labels: bool | None, labels_are_train_ids: bool = False
+    ) -> LabelConversion:
+        """The conversion implied by the flags and the preset (`do_reduce_labels=None`: the preset's)."""
+        reduce = do_reduce_labels if do_reduce_labels is not None else bool(preset and preset.do_reduce_labels)
+        use_lookup = preset is not None and not reduce and not labels_are_train_ids
+        return cls(reduce=reduce, lookup=preset.label_set.lut() if use_lookup else None)
+
+    def __call__(self, label: np.ndarray) -> np.ndarray:
+        if self.reduce:
+            return reduce_labels(label)
+        if self.lookup is not None:
+            if label.min() < 0 or label.max() >= len(self.lookup):
+                raise ValueError(f"raw label values must lie in [0, {len(self.lookup) - 1}] for the lookup table")
+            return self.lookup[label].astype(np.int64)
+        return label
+
+    def describe(self) -> str:
+        """Short name for reports and error messages."""
+        if self.reduce:
+            return "reduce labels (0 -> 255, l -> l - 1)"
+        return "preset lookup table (raw ids -> train ids)" if self.lookup is not None else "as stored (train ids)"
+
+
 def _decoder(feature: Any) -> Any:
     """How to turn a stored value of `feature` into an image/array (Image features decode lazily)."""
     if isinstance(feature, datasets.Image):
@@ -164,21 +200,63 @@ def _label_array(value: Any, index: int) -> np.ndarray:
     return label.astype(np.int64)
 
 
-def _check_label_values(label: np.ndarray, index: int, num_labels: int, ignore_index: int, reduced: bool) -> None:
+def _check_label_values(label: np.ndarray, index: int, num_labels: int, ignore_index: int, how: str) -> None:
     """Fail on the first sample whose labels are not class ids of the model (or `ignore_index`)."""
     bad = (label != ignore_index) & ((label < 0) | (label >= num_labels))
     if bad.any():
-        values = np.unique(label[bad])
-        hint = (
-            "do_reduce_labels is on, so stored values 1..num_labels are the classes"
-            if reduced
-            else "if 0 means 'unlabelled' (ADE20K, COCO-Stuff-10k), pass --do_reduce_labels; raw Cityscapes or "
-            "COCO-Stuff ids must first be mapped to train ids (segret_hf.data.label_lut)"
-        )
         raise ValueError(
-            f"Sample {index} has label values {values[:10].tolist()} outside the model's class ids "
-            f"[0, {num_labels - 1}] (and not the ignore value {ignore_index}); {hint}."
+            f"Sample {index} has label values {np.unique(label[bad])[:10].tolist()} outside the model's class ids "
+            f"[0, {num_labels - 1}] (and not the ignore value {ignore_index}); labels were read {how}. If 0 "
+            "means 'unlabelled' (ADE20K, COCO-Stuff-10k) pass --do_reduce_labels; raw Cityscapes / COCO-Stuff "
+            "ids need their --dataset_preset; maps already in train ids need --labels_are_train_ids."
         )
+
+
+class _SampleReader:
+    """Decodes rows into `(index, image, train-id label)`, recording unreadable ones instead of raising."""
+
+    def __init__(
+        self,
+        dataset: datasets.Dataset,
+        image_column: str,
+        label_column: str,
+        convert: LabelConversion,
+        num_labels: int,
+        ignore_index: int,
+    ) -> None:
+        self.columns = (image_column, label_column)
+        self.decoders = {column: _decoder(dataset.features[column]) for column in self.columns}
+        self.convert, self.num_labels, self.ignore_index = convert, num_labels, ignore_index
+        self.failures: list[SampleFailure] = []
+
+    def without_decoding(self, dataset: datasets.Dataset) -> datasets.Dataset:
+        """`dataset` with Image columns left encoded, so a corrupt file fails in :meth:`read`, not in `[]`."""
+        dataset = dataset.select_columns(list(self.columns))
+        for column in self.columns:
+            if isinstance(dataset.features[column], datasets.Image):
+                dataset = dataset.cast_column(column, datasets.Image(decode=False))
+        return dataset
+
+    def read(self, index: int, raw_image: Any, raw_label: Any) -> tuple[int, Any, np.ndarray] | None:
+        decoded = []
+        for column, raw in zip(self.columns, (raw_image, raw_label)):
+            try:
+                decoded.append(self.decoders[column](raw))
+            except Exception as error:  # any decoder failure: record it with the index, keep going
+                self.failures.append(SampleFailure(index, column, f"{type(error).__name__}: {error}"))
+                return None
+        image, label = decoded[0], _label_array(decoded[1], index)
+        try:
+            label = self.convert(label)
+        except ValueError as error:
+            raise ValueError(f"Sample {index}: {error}.") from error
+        if image_size(image) != label.shape:
+            raise ValueError(
+                f"Sample {index}: the image is {image_size(image)} (height, width) but its label is "
+                f"{label.shape}; labels must be pixel-aligned with their images."
+            )
+        _check_label_values(label, index, self.num_labels, self.ignore_index, self.convert.describe())
+        return index, image, label
 
 
 def evaluate_dataset(
@@ -186,7 +264,7 @@ def evaluate_dataset(
     dataset: datasets.Dataset,
     image_column: str,
     label_column: str,
-    do_reduce_labels: bool = False,
+    label_conversion: LabelConversion | None = None,
     ignore_index: int = IGNORE_INDEX,
     max_samples: int | None = None,
     predictions_dir: str | Path | None = None,
@@ -200,45 +278,24 @@ def evaluate_dataset(
     there as `<row index>.png`.
     """
     count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
-    rows = dataset.select(range(count)).select_columns([image_column, label_column])
-    decoders = {}
-    for column in (image_column, label_column):
-        if isinstance(rows.features[column], datasets.Image):
-            rows = rows.cast_column(column, datasets.Image(decode=False))
-        decoders[column] = _decoder(dataset.features[column])
-    num_labels = inferencer.num_labels
-    metric = SegmentationMetric(num_labels, ignore_index=ignore_index)
+    reader = _SampleReader(
+        dataset, image_column, label_column, label_conversion or LabelConversion(), inferencer.num_labels, ignore_index
+    )
+    rows = reader.without_decoding(dataset.select(range(count)))
+    metric = SegmentationMetric(inferencer.num_labels, ignore_index=ignore_index)
     palette, _ = palette_for_labels(inferencer.id2label)
     if predictions_dir is not None:
         Path(predictions_dir).mkdir(parents=True, exist_ok=True)
-    failures: list[SampleFailure] = []
     evaluated = saved = 0
     start_time = time.perf_counter()
     with tqdm(total=count, desc="Evaluating", unit="img", disable=not progress) as bar:
         for start in range(0, count, inferencer.batch_size):
             batch = rows[start : start + inferencer.batch_size]
-            samples = []
-            for offset, (raw_image, raw_label) in enumerate(zip(batch[image_column], batch[label_column])):
-                index = start + offset
-                decoded = []
-                for column, raw in ((image_column, raw_image), (label_column, raw_label)):
-                    try:
-                        decoded.append(decoders[column](raw))
-                    except Exception as error:  # any decoder failure: record it with the index, keep going
-                        failures.append(SampleFailure(index, column, f"{type(error).__name__}: {error}"))
-                        break
-                if len(decoded) < 2:
-                    continue
-                image, label = decoded[0], _label_array(decoded[1], index)
-                if do_reduce_labels:
-                    label = reduce_labels(label)
-                if image_size(image) != label.shape:
-                    raise ValueError(
-                        f"Sample {index}: the image is {image_size(image)} (height, width) but its label is "
-                        f"{label.shape}; labels must be pixel-aligned with their images."
-                    )
-                _check_label_values(label, index, num_labels, ignore_index, do_reduce_labels)
-                samples.append((index, image, label))
+            samples = [
+                sample
+                for offset, raw in enumerate(zip(batch[image_column], batch[label_column]))
+                if (sample := reader.read(start + offset, *raw)) is not None
+            ]
             if samples:
                 probabilities = inferencer.predict_probabilities([image for _, image, _ in samples])
                 for (index, image, label), probs in zip(samples, probabilities):
@@ -250,13 +307,13 @@ def evaluate_dataset(
                         saved += 1
                 evaluated += len(samples)
             bar.update(min(inferencer.batch_size, count - start))
-    if failures:
-        logger.error("%d sample(s) could not be read and were skipped: %s", len(failures), describe_failures(failures))
+    if reader.failures:
+        logger.error("%d unreadable sample(s) skipped: %s", len(reader.failures), describe_failures(reader.failures))
     return EvaluationReport(
         metrics=metric.compute(),
         id2label=inferencer.id2label,
         num_samples=evaluated,
-        failures=failures,
+        failures=reader.failures,
         seconds=time.perf_counter() - start_time,
     )
 
@@ -276,6 +333,7 @@ def evaluate(
     image_column: str | None = None,
     label_column: str | None = None,
     do_reduce_labels: bool | None = None,
+    labels_are_train_ids: bool = False,
     protocol: InferenceProtocol | None = None,
     batch_size: int = 1,
     device: str | None = None,
@@ -287,13 +345,12 @@ def evaluate(
 ) -> EvaluationReport:
     """Load `model` (folder or Hub id) and one split of `dataset_name`, check they fit, and evaluate.
 
-    `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, label reduction and
-    the class list to check the model against; explicit arguments override it. `do_reduce_labels=None`
-    means "the preset's choice, else off".
+    `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion
+    (see :class:`LabelConversion`) and the class list to check the model against; explicit arguments
+    override it. `do_reduce_labels=None` means "the preset's choice, else off".
     """
     preset = get_preset(dataset_preset) if dataset_preset else None
-    if do_reduce_labels is None:
-        do_reduce_labels = preset.do_reduce_labels if preset else False
+    conversion = LabelConversion.for_dataset(preset, do_reduce_labels, labels_are_train_ids)
     protocol = protocol or InferenceProtocol()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -309,7 +366,7 @@ def evaluate(
         dataset,
         image_column,
         label_column,
-        do_reduce_labels=do_reduce_labels,
+        label_conversion=conversion,
         max_samples=max_samples,
         predictions_dir=predictions_dir,
         num_saved_predictions=num_saved_predictions,
@@ -324,7 +381,8 @@ def evaluate(
             "preset": preset.name if preset else None,
             "image_column": image_column,
             "label_column": label_column,
-            "do_reduce_labels": do_reduce_labels,
+            "do_reduce_labels": conversion.reduce,
+            "labels": conversion.describe(),
             "num_rows": len(dataset),
         },
         "protocol": {

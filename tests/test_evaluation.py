@@ -14,12 +14,14 @@ import pytest
 import torch
 
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
+from segret_hf.data.label_sets import CITYSCAPES
 from segret_hf.data.loading import load_id2label, load_split, resolve_columns
 from segret_hf.data.presets import get_preset
 from segret_hf.evaluation import check_label_compatibility, evaluate, reduce_labels
 from segret_hf.inference import SegmentationInferencer
 
 NUM_LABELS = 5
+NUM_CITYSCAPES_CLASSES = 19
 SIZES = [(40, 56), (30, 70), (36, 36)]
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +44,8 @@ def datasets_cache(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+def _save_model(path: Path, id2label: dict[int, str]) -> str:
+    """A tiny random SegRet folder (model + "short side to 32" image processor)."""
     torch.manual_seed(0)
     config = SegRetConfig.from_variant(
         "tiny",
@@ -51,16 +53,20 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
         depths=[1, 1, 2, 1],
         num_attention_heads=[2, 2, 4, 4],
         decoder_hidden_size=32,
-        num_labels=NUM_LABELS,
-        id2label={i: f"class{i}" for i in range(NUM_LABELS)},
+        num_labels=len(id2label),
+        id2label=id2label,
     )
     model = SegRetForSemanticSegmentation(config).eval()
     with torch.no_grad():
         model.decode_head.classifier.weight.mul_(20)  # several classes per image, not one
-    path = tmp_path_factory.mktemp("model")
     model.save_pretrained(path)
     SegRetImageProcessor(size={"shortest_edge": 32}).save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _save_model(tmp_path_factory.mktemp("model"), {i: f"class{i}" for i in range(NUM_LABELS)})
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -144,6 +150,7 @@ def test_json_records_model_dataset_protocol_and_count(tmp_path: Path, model_dir
         "image_column": "image",
         "label_column": "annotation",
         "do_reduce_labels": False,
+        "labels": "as stored (train ids)",
         "num_rows": 3,
     }
     protocol = results["protocol"]
@@ -187,6 +194,24 @@ def test_reduce_labels_end_to_end(model_dir: str, predictions: list[np.ndarray],
     with pytest.raises(ValueError, match=r"Sample [0-2] has label values \[5\].*--do_reduce_labels"):
         evaluate(model_dir, dataset, progress=False)
     assert reduce_labels(np.array([0, 1, 5, 255])).tolist() == [255, 0, 4, 255]
+
+
+def test_preset_lookup_table_converts_raw_cityscapes_ids(tmp_path: Path) -> None:
+    model = _save_model(tmp_path / "cityscapes_model", CITYSCAPES.id2label)
+    images = [PIL.Image.fromarray(image) for image in _images()]
+    predictions = [p.numpy() for p in SegmentationInferencer.from_pretrained(model).predict(images)]
+    train_to_raw = np.zeros(256, np.uint8)
+    for raw, train in sorted(CITYSCAPES.raw_to_train_id.items(), reverse=True):
+        if 0 <= raw < 256 and train < NUM_CITYSCAPES_CLASSES:
+            train_to_raw[train] = raw
+    raw_labels = [train_to_raw[p] for p in predictions]
+    raw_labels[0][:6] = 0  # "unlabeled" -> ignored
+    dataset = write_dataset(tmp_path / "raw_ids", raw_labels)
+    report = evaluate(model, dataset, dataset_preset="cityscapes", progress=False)
+    assert report.metrics["mean_iou"] == 1.0
+    assert report.metadata["dataset"]["labels"] == "preset lookup table (raw ids -> train ids)"
+    with pytest.raises(ValueError, match=r"outside the model's class ids \[0, 18\].*read as stored"):
+        evaluate(model, dataset, dataset_preset="cityscapes", labels_are_train_ids=True, progress=False)
 
 
 def test_unreadable_image_is_reported_with_its_index(
