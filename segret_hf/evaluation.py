@@ -176,7 +176,7 @@ class LabelConversion:
 def _decoder(feature: Any) -> Any:
     """How to turn a stored value of `feature` into an image/array (Image features decode lazily)."""
     if isinstance(feature, datasets.Image):
-        return datasets.Image().decode_example
+        return datasets.Image(mode=feature.mode).decode_example
     return np.asarray
 
 

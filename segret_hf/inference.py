@@ -59,6 +59,11 @@ class InferenceProtocol:
     stride: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        # Accept lists (e.g. from argparse) but store tuples, so protocols compare and hash by value.
+        object.__setattr__(self, "scales", tuple(float(ratio) for ratio in self.scales))
+        for name in ("window", "stride"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         if not self.scales or any(not (ratio > 0 and math.isfinite(ratio)) for ratio in self.scales):
             raise ValueError(f"scales must be a non-empty list of positive ratios, got {list(self.scales)}.")
         if (self.window is None) != (self.stride is None):
@@ -206,6 +211,8 @@ class SegmentationInferencer:
         `images` are whatever the image processor accepts, one image per entry (PIL images, HWC arrays...).
         Results stay on the inference device, in float32.
         """
+        if not images:
+            return []
         sizes = [image_size(image) for image in images]
         fused: list[torch.Tensor | None] = [None] * len(images)
         for ratio in self.protocol.scales:
