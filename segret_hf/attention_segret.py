@@ -28,6 +28,7 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention.flex_attention import flex_attention
 
 
 def retention_decay(
@@ -39,14 +40,16 @@ def retention_decay(
 
 
 def _axis_distance(length: int, device: torch.device) -> torch.Tensor:
-    index = torch.arange(length, device=device)
-    return (index[:, None] - index[None, :]).abs().to(torch.float32)
+    index = torch.arange(length, device=device, dtype=torch.float32)
+    return (index[:, None] - index[None, :]).abs()
 
 
-def _manhattan_distance(height: int, width: int, device: torch.device) -> torch.Tensor:
-    rows = torch.arange(height, device=device).repeat_interleave(width)
-    cols = torch.arange(width, device=device).repeat(height)
-    return ((rows[:, None] - rows[None, :]).abs() + (cols[:, None] - cols[None, :]).abs()).to(torch.float32)
+def _manhattan_bias(decay: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """`(1, heads, HW, HW)` bias `decay * (|dy| + |dx|)`, built as one broadcast sum (a single allocation)."""
+    vertical = decay[:, None, None] * _axis_distance(height, decay.device)  # (heads, H, H)
+    horizontal = decay[:, None, None] * _axis_distance(width, decay.device)  # (heads, W, W)
+    bias = vertical[:, :, None, :, None] + horizontal[:, None, :, None, :]  # (heads, H, W, H, W)
+    return bias.reshape(1, decay.shape[0], height * width, height * width)
 
 
 @dataclass
@@ -74,15 +77,14 @@ class RetentionBias:
         implementation: str,
         dtype: torch.dtype,
     ) -> RetentionBias:
-        scale = decay[None, :, None, None]
-        device = decay.device
         if decomposed:
-            row = (scale * _axis_distance(width, device)).to(dtype)
-            column = (scale * _axis_distance(height, device)).to(dtype)
+            scale = decay[None, :, None, None]
+            row = (scale * _axis_distance(width, decay.device)).to(dtype)
+            column = (scale * _axis_distance(height, decay.device)).to(dtype)
             return cls(decay, height, width, row=row, column=column)
         if implementation == "flex_attention":
             return cls(decay, height, width)
-        return cls(decay, height, width, full=(scale * _manhattan_distance(height, width, device)).to(dtype))
+        return cls(decay, height, width, full=_manhattan_bias(decay, height, width).to(dtype))
 
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -136,10 +138,8 @@ def _whole(
 
 @lru_cache(maxsize=1)
 def _compiled_flex_attention() -> Callable[..., torch.Tensor]:
-    """FlexAttention only avoids materialising scores when compiled; compile once per process."""
-    from torch.nn.attention.flex_attention import flex_attention
-
-    return torch.compile(flex_attention, dynamic=False)
+    """FlexAttention only avoids materialising scores when compiled; compile it once per process."""
+    return torch.compile(flex_attention)
 
 
 def _flex_whole(
@@ -154,7 +154,9 @@ def _flex_whole(
         distance = (q_idx // row_length - kv_idx // row_length).abs() + (q_idx % row_length - kv_idx % row_length).abs()
         return score + decay[h] * distance
 
-    out = _compiled_flex_attention()(q, k, v, score_mod=manhattan_decay)
+    # Inside a user's torch.compile the plain function is traced into their graph; eagerly it is compiled here.
+    attend = flex_attention if torch.compiler.is_compiling() else _compiled_flex_attention()
+    out = attend(q, k, v, score_mod=manhattan_decay)
     return out.transpose(1, 2).reshape(batch, height, width, channels)
 
 

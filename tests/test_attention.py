@@ -1,0 +1,91 @@
+"""Every retention implementation computes the reference (`eager`) maths, on the fixture and odd sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
+from segret_hf.attention_segret import RetentionBias, retention_attention, retention_decay
+from segret_hf.conversion import config_from_architecture, convert_checkpoint, load_original_checkpoint
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original_checkpoints"
+IMPLEMENTATIONS = ("eager", "sdpa", "flex_attention")
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not found at {FIXTURES}")
+
+
+@pytest.fixture(scope="module")
+def fixture_models() -> dict[str, SegRetForSemanticSegmentation]:
+    checkpoint = load_original_checkpoint(FIXTURES / "tiny_a_mmseg.pth")
+    architecture = json.loads((FIXTURES / "tiny_a_architecture.json").read_text())
+    return {
+        impl: convert_checkpoint(checkpoint, config_from_architecture(architecture), impl) for impl in IMPLEMENTATIONS
+    }
+
+
+@needs_fixtures
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_fixture_logits_for_every_implementation(fixture_models, implementation: str) -> None:
+    expected = load_file(FIXTURES / "tiny_a_expected.safetensors")
+    with torch.no_grad():
+        outputs = fixture_models[implementation](expected["pixel_values"], output_hidden_states=True)
+    torch.testing.assert_close(outputs.logits, expected["logits"], atol=1e-5, rtol=0)
+    for index, feature in enumerate(outputs.hidden_states):
+        torch.testing.assert_close(feature, expected[f"hidden_state_{index}"], atol=1e-4, rtol=0)
+
+
+@needs_fixtures
+@pytest.mark.parametrize("implementation", ["sdpa", "flex_attention"])
+def test_implementations_agree_with_eager_on_odd_sizes(fixture_models, implementation: str) -> None:
+    pixel_values = torch.randn(2, 3, 97, 131, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = fixture_models["eager"](pixel_values).logits
+        logits = fixture_models[implementation](pixel_values).logits
+    assert logits.shape == (2, 5, 25, 33)
+    torch.testing.assert_close(logits, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("decomposed", [True, False])
+@pytest.mark.parametrize("implementation", ["sdpa", "flex_attention"])
+def test_bfloat16_retention_agrees_with_eager(implementation: str, decomposed: bool) -> None:
+    generator = torch.Generator().manual_seed(1)
+    heads, height, width = 4, 7, 9
+    q, k, v = (torch.randn(2, height, width, heads * 16, generator=generator).bfloat16() for _ in range(3))
+    decay = retention_decay(heads, 2.0, 6.0)
+    outputs = {}
+    for impl in ("eager", implementation):
+        bias = RetentionBias.build(decay, height, width, decomposed, impl, torch.bfloat16)
+        outputs[impl] = retention_attention(impl, q, k, v, bias, heads, decomposed).float()
+    torch.testing.assert_close(outputs[implementation], outputs["eager"], atol=2e-2, rtol=0)
+
+
+def test_stage_bias_is_built_once_per_stage() -> None:
+    config = SegRetConfig(
+        hidden_sizes=[16, 32, 48, 64], depths=[2, 2, 3, 2], num_attention_heads=[2, 2, 4, 4], decoder_hidden_size=32,
+        num_labels=3,
+    )  # fmt: skip
+    model = SegRetForSemanticSegmentation(config).eval()
+    calls = []
+    for stage in model.segret.stages:
+        original = stage.decay_bias
+        stage.decay_bias = lambda x, original=original: calls.append(1) or original(x)
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert len(calls) == len(model.segret.stages)
+
+
+def test_unsupported_attention_implementation_is_rejected() -> None:
+    model = SegRetForSemanticSegmentation(SegRetConfig(num_labels=3))
+    with pytest.raises((ValueError, ImportError)):
+        model.set_attn_implementation("flash_attention_2")
+
+
+def test_attention_implementation_is_switchable_after_loading() -> None:
+    model = SegRetForSemanticSegmentation(SegRetConfig(num_labels=3, attn_implementation="eager"))
+    assert model.config._attn_implementation == "eager"
+    model.set_attn_implementation("sdpa")
+    assert model.config._attn_implementation == "sdpa"
