@@ -9,15 +9,26 @@ architecture JSON.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import pickle
 import re
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import HfApi
 
 from .attention_segret import retention_decay
 from .configuration_segret import SEGRET_VARIANTS, SegRetConfig
+from .data.label_sets import LABEL_SETS, canonical_name, get_label_set
+from .data.presets import get_preset
+from .image_processing_segret import SegRetImageProcessor
+from .model_card import SourceCheckpoint, render_model_card
+from .modeling_segret import SegRetForSemanticSegmentation
 
 MMSEG_FORMAT = "mmseg"
 RMT_IMAGENET_FORMAT = "rmt_imagenet"
@@ -60,8 +71,10 @@ _HEAD_PARTS = {
     "zeroLayer.bn": "zero_norm",
 }
 
-# Tensors of the originals that this package does not keep, and why.
-_DROPPED_BACKBONE = re.compile(r"^layers\.\d+\.Relpos\.angle$")  # rotary angles; SegRet applies no rotation
+# Tensors of the originals that this package does not keep, and why. `Relpos.angle` holds rotary angles
+# (SegRet applies no rotation); `Relpos.decay` is derived from the architecture, recomputed, and only
+# checked against it (`_check_decay_buffers`).
+_RELPOS_BUFFER = re.compile(r"^layers\.(\d+)\.Relpos\.(angle|decay)$")
 _DROPPED_CLASSIFIER = re.compile(r"^(proj|norm|head)\.")  # RMT ImageNet classifier
 _DROPPED_HEAD = re.compile(r"^decode_head\.conv_seg\.")  # mmseg BaseDecodeHead's unused classifier
 
@@ -77,7 +90,6 @@ class OriginalCheckpoint:
     format: str
     backbone: dict[str, torch.Tensor]
     head: dict[str, torch.Tensor]
-    dropped: list[str] = field(default_factory=list)
     class_names: list[str] | None = None
 
 
@@ -86,7 +98,13 @@ def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} does not exist.")
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointConversionError(
+            f"{path} holds objects other than tensors and plain containers, which are not loaded for safety "
+            f"(torch.load(weights_only=True)): {error}"
+        ) from None
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         state = raw["state_dict"]
         unknown = sorted(k for k in state if not k.startswith(("backbone.", "decode_head.")))
@@ -123,6 +141,7 @@ def config_from_architecture(architecture: dict[str, Any], **overrides: Any) -> 
 
 
 def config_from_variant(variant: str, **overrides: Any) -> SegRetConfig:
+    """Config of a released size; the conversion-side twin of `config_from_architecture`."""
     if variant not in SEGRET_VARIANTS:
         raise ValueError(f"Unknown SegRet variant {variant!r}; choose one of {sorted(SEGRET_VARIANTS)}.")
     return SegRetConfig.from_variant(variant, **overrides)
@@ -150,6 +169,7 @@ def _rename_backbone_key(key: str) -> str | None:
 
 
 def _rename_head_key(key: str) -> str | None:
+    """Original mmseg head key (with its `decode_head.` prefix) -> our key; None when it is not a head weight."""
     if match := re.fullmatch(r"decode_head\.linear_c([1-4])\.(.+)\.(\w+)", key):
         stage, part, leaf = match.groups()
         if part in _HEAD_PARTS:
@@ -164,6 +184,7 @@ def _rename_head_key(key: str) -> str | None:
 
 
 def _check_decay_buffers(backbone: dict[str, torch.Tensor], config: SegRetConfig) -> list[str]:
+    """Stored `Relpos.decay` buffers that the architecture would not produce (wrong heads/init values)."""
     problems = []
     for stage in range(len(config.depths)):
         key = f"layers.{stage}.Relpos.decay"
@@ -178,6 +199,66 @@ def _check_decay_buffers(backbone: dict[str, torch.Tensor], config: SegRetConfig
     return problems
 
 
+def _is_dropped(key: str, from_backbone: bool, checkpoint_format: str, num_stages: int) -> bool:
+    """Whether an original key is on the drop list; decay/angle buffers only for stages the network has."""
+    if not from_backbone:
+        return bool(_DROPPED_HEAD.match(key))
+    if match := _RELPOS_BUFFER.match(key):
+        return int(match.group(1)) < num_stages
+    return checkpoint_format == RMT_IMAGENET_FORMAT and bool(_DROPPED_CLASSIFIER.match(key))
+
+
+def _map_tensors(
+    checkpoint: OriginalCheckpoint, reference: dict[str, torch.Tensor], num_stages: int
+) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """Converted tensors, dropped original keys and the list of problems (empty when the mapping is exact)."""
+    converted: dict[str, torch.Tensor] = {}
+    present: set[str] = set()  # reference keys the checkpoint provides, with the right shape or not
+    dropped, unexpected, mismatched = [], [], []
+    sources = [(k, v, True, "segret." + (_rename_backbone_key(k) or "")) for k, v in checkpoint.backbone.items()]
+    sources += [(k, v, False, _rename_head_key(k) or "") for k, v in checkpoint.head.items()]
+    for key, tensor, from_backbone, new_key in sources:
+        if _is_dropped(key, from_backbone, checkpoint.format, num_stages):
+            dropped.append(key)
+            continue
+        if new_key not in reference:
+            unexpected.append(key)
+            continue
+        target = reference[new_key]
+        original_shape = tuple(tensor.shape)
+        if "layer_scale_" in new_key and tensor.ndim == 4:  # stored as (1, 1, 1, C)
+            tensor = tensor.reshape(-1)
+        if tuple(tensor.shape) != tuple(target.shape):
+            mismatched.append(f"{key} {original_shape} -> {new_key} {tuple(target.shape)}")
+            present.add(new_key)
+            continue
+        converted[new_key] = tensor.to(target.dtype).clone()
+        present.add(new_key)
+    wanted = [k for k in reference if checkpoint.format == MMSEG_FORMAT or k.startswith("segret.")]
+    missing = [k for k in wanted if k not in present]
+    problems = []
+    if unexpected:
+        problems.append(f"unexpected original tensors (neither mapped nor on the drop list): {_listing(unexpected)}")
+    if missing:
+        problems.append(f"tensors the architecture needs but the checkpoint lacks: {_listing(missing)}")
+    if mismatched:
+        problems.append(f"shape mismatches (original -> converted): {_listing(mismatched)}")
+    return converted, dropped, problems
+
+
+def _listing(items: list[str], limit: int = 25) -> str:
+    """All items when few; otherwise the first `limit` and a count, so a wrong variant stays readable."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown}, ... ({len(items) - limit} more, {len(items)} in all)"
+
+
+def _conversion_error(problems: list[str]) -> CheckpointConversionError:
+    return CheckpointConversionError(
+        "The checkpoint does not match the requested architecture (check --variant/--architecture and "
+        "--num_labels):\n- " + "\n- ".join(problems)
+    )
+
+
 def convert_state_dict(
     checkpoint: OriginalCheckpoint, reference: dict[str, torch.Tensor]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -187,71 +268,360 @@ def convert_state_dict(
     original keys deliberately dropped. Raises `CheckpointConversionError` on any unmapped, missing or
     mis-shaped tensor.
     """
-    converted: dict[str, torch.Tensor] = {}
-    dropped, unexpected, mismatched = [], [], []
-    sources = [(k, v, "segret." + (_rename_backbone_key(k) or "")) for k, v in checkpoint.backbone.items()]
-    sources += [(k, v, _rename_head_key(k) or "") for k, v in checkpoint.head.items()]
-    for key, tensor, new_key in sources:
-        is_backbone = key in checkpoint.backbone
-        if (is_backbone and (_DROPPED_BACKBONE.match(key) or key.endswith("Relpos.decay"))) or (
-            is_backbone and checkpoint.format == RMT_IMAGENET_FORMAT and _DROPPED_CLASSIFIER.match(key)
-        ) or _DROPPED_HEAD.match(key):
-            dropped.append(key)
-            continue
-        if new_key in ("", "segret.") or new_key not in reference:
-            unexpected.append(key)
-            continue
-        target = reference[new_key]
-        if "layer_scale_" in new_key:
-            tensor = tensor.reshape(-1)
-        if tuple(tensor.shape) != tuple(target.shape):
-            mismatched.append(f"{key} {tuple(tensor.shape)} -> {new_key} {tuple(target.shape)}")
-            continue
-        converted[new_key] = tensor.to(target.dtype).clone()
-    wanted = [k for k in reference if checkpoint.format == MMSEG_FORMAT or k.startswith("segret.")]
-    missing = [k for k in wanted if k not in converted]
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected original tensors (neither mapped nor on the drop list): {unexpected}")
-    if missing:
-        problems.append(f"tensors the architecture needs but the checkpoint lacks: {missing}")
-    if mismatched:
-        problems.append(f"shape mismatches: {mismatched}")
+    num_stages = len({k.split(".")[2] for k in reference if k.startswith("segret.stages.")})
+    converted, dropped, problems = _map_tensors(checkpoint, reference, num_stages)
     if problems:
-        raise CheckpointConversionError(
-            "The checkpoint does not match the requested architecture (check --variant/--architecture and "
-            "--num_labels):\n- " + "\n- ".join(problems)
-        )
+        raise _conversion_error(problems)
     return converted, dropped
+
+
+def _build_model(
+    checkpoint: OriginalCheckpoint, config: SegRetConfig, attn_implementation: str
+) -> tuple[SegRetForSemanticSegmentation, list[str]]:
+    """The converted model and the dropped original keys; every problem found is reported in one error."""
+    config._attn_implementation = attn_implementation
+    model = SegRetForSemanticSegmentation(config)
+    converted, dropped, problems = _map_tensors(checkpoint, model.state_dict(), len(config.depths))
+    decay_problems = _check_decay_buffers(checkpoint.backbone, config)
+    if decay_problems:
+        problems.append(
+            "stored decay buffers disagree with the architecture (wrong variant, heads or init values?): "
+            + _listing(decay_problems)
+        )
+    if problems:
+        raise _conversion_error(problems)
+    model.load_state_dict(converted, strict=checkpoint.format == MMSEG_FORMAT)
+    return model.eval(), dropped
 
 
 def convert_checkpoint(
     checkpoint: OriginalCheckpoint, config: SegRetConfig, attn_implementation: str = "sdpa"
-) -> torch.nn.Module:
+) -> SegRetForSemanticSegmentation:
     """Build a `SegRetForSemanticSegmentation` holding the checkpoint's weights (decoder fresh for RMT)."""
-    from .modeling_segret import SegRetForSemanticSegmentation
+    return _build_model(checkpoint, config, attn_implementation)[0]
 
-    decay_problems = _check_decay_buffers(checkpoint.backbone, config)
-    if decay_problems:
+
+# ------------------------------------------------------------------------------------------------------
+# Labels: from the weights, the checkpoint's metadata, the architecture JSON or the command line
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """The classes a converted model predicts, and the dataset they belong to when that is known."""
+
+    num_labels: int
+    id2label: dict[int, str] | None = None
+    dataset: str | None = None
+
+
+def load_id2label(spec: str | Path) -> tuple[dict[int, str], str | None]:
+    """`id2label` from a JSON file (`{"0": "wall", ...}` or `["wall", ...]`) or a built-in dataset name.
+
+    Returns the mapping and the canonical dataset name for built-in names (None for files), so the model card
+    can name the dataset.
+    """
+    path = Path(spec)
+    if path.is_file():
+        raw = json.loads(path.read_text())
+        if isinstance(raw, list):
+            raw = dict(enumerate(raw))
+        if not isinstance(raw, dict):
+            raise ValueError(
+                f"{path} must hold a JSON object {{id: name}} or a list of names, got {type(raw).__name__}."
+            )
+        try:
+            id2label = {int(k): str(v) for k, v in raw.items()}
+        except ValueError as error:
+            raise ValueError(f"{path}: class ids must be integers ({error}).") from None
+        if sorted(id2label) != list(range(len(id2label))):
+            raise ValueError(f"{path}: class ids must be exactly 0..{len(id2label) - 1}, got {sorted(id2label)}.")
+        return id2label, None
+    try:
+        dataset = canonical_name(str(spec))
+    except ValueError:
+        raise ValueError(
+            f"--id2label {spec!r} is neither an existing JSON file nor a built-in label set "
+            f"({', '.join(LABEL_SETS)})."
+        ) from None
+    return get_label_set(dataset).id2label, dataset
+
+
+def dataset_of_class_names(class_names: list[str]) -> str | None:
+    """The built-in label set whose classes (in order) are `class_names`, ignoring surrounding spaces."""
+    names = [name.strip() for name in class_names]
+    for label_set in LABEL_SETS.values():
+        if [name.strip() for name in label_set.class_names] == names:
+            return label_set.name
+    return None
+
+
+def resolve_labels(
+    checkpoint: OriginalCheckpoint,
+    num_labels: int | None = None,
+    id2label: dict[int, str] | None = None,
+    id2label_dataset: str | None = None,
+    architecture_num_classes: int | None = None,
+) -> LabelSpec:
+    """Decide the class count and names, refusing any two sources that disagree.
+
+    An mmseg checkpoint's classifier fixes the count; every other source (`--num_labels`, `--id2label`, the
+    architecture's `num_classes`, the checkpoint's `meta["CLASSES"]`) must agree with it. An explicit
+    `--id2label` names the classes in preference to `meta["CLASSES"]`. A backbone-only checkpoint has no
+    classifier, so the count must come from the command line or the architecture.
+    """
+    sources: list[tuple[str, int]] = []
+    classifier = checkpoint.head.get("decode_head.linear_pred.weight")
+    if classifier is not None:
+        sources.append(("the checkpoint's classifier (decode_head.linear_pred.weight)", classifier.shape[0]))
+    if num_labels is not None:
+        sources.append(("--num_labels", num_labels))
+    if id2label is not None:
+        sources.append(("--id2label", len(id2label)))
+    if architecture_num_classes is not None:
+        sources.append(("the architecture's num_classes", architecture_num_classes))
+    if id2label is None and checkpoint.class_names:
+        sources.append(('the checkpoint\'s meta["CLASSES"]', len(checkpoint.class_names)))
+        id2label = dict(enumerate(checkpoint.class_names))
+    if not sources:
         raise CheckpointConversionError(
-            "Stored decay buffers disagree with the architecture (wrong variant or heads/init values?):\n- "
-            + "\n- ".join(decay_problems)
+            "This backbone-only (RMT ImageNet) checkpoint does not say how many classes the segmentation model "
+            "should predict: pass --num_labels or --id2label."
         )
-    config._attn_implementation = attn_implementation
-    model = SegRetForSemanticSegmentation(config)
-    converted, _ = convert_state_dict(checkpoint, model.state_dict())
-    model.load_state_dict(converted, strict=checkpoint.format == MMSEG_FORMAT)
-    return model.eval()
+    counts = {count for _, count in sources}
+    if len(counts) > 1:
+        raise CheckpointConversionError(
+            "Conflicting numbers of classes: " + ", ".join(f"{name} gives {count}" for name, count in sources) + "."
+        )
+    count = counts.pop()
+    if count < 1:
+        raise CheckpointConversionError(f"The number of classes must be positive, got {count}.")
+    dataset = id2label_dataset
+    if dataset is None and id2label is not None:
+        dataset = dataset_of_class_names(list(id2label.values()))
+    return LabelSpec(count, id2label, dataset)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The whole conversion: checkpoint file -> save_pretrained folder (+ processor, model card, Hub upload)
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConversionResult:
+    """What `convert_original_checkpoint` wrote, for the command line summary and for callers."""
+
+    output_dir: Path
+    checkpoint_format: str
+    variant: str | None
+    dataset: str | None
+    num_parameters: int
+    num_labels: int
+    dropped: list[str]
+    sha256: str
+    hub_url: str | None = None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks (checkpoints can be GBs)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def matching_variant(config: SegRetConfig) -> str | None:
+    """Name of the released size whose network `config` describes (stochastic depth aside), if any."""
+    for name, fields in SEGRET_VARIANTS.items():
+        if all(getattr(config, k) == v for k, v in fields.items() if k != "drop_path_rate") and all(
+            v == 2 for v in config.decay_init_values
+        ):
+            return name
+    return None
+
+
+def parse_image_size(value: str | int | None) -> dict[str, int] | None:
+    """`"512"` or `512` -> 512x512; `"512x1024"` -> height 512, width 1024; None keeps the processor default."""
+    if value is None:
+        return None
+    parts = str(value).lower().split("x")
+    try:
+        height, width = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        raise ValueError(f"Image size must be N or HxW (e.g. 512 or 512x1024), got {value!r}.") from None
+    if len(parts) > 2 or height <= 0 or width <= 0:
+        raise ValueError(f"Image size must be N or HxW with positive sides, got {value!r}.")
+    return {"height": height, "width": width}
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"--output_dir {output_dir} exists and is not a directory.")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"--output_dir {output_dir} is not empty; choose another directory or pass --overwrite to replace it."
+        )
+
+
+def _replace_dir(staging: Path, output_dir: Path) -> None:
+    """Move the fully written `staging` folder to `output_dir`, replacing what was there only at the end."""
+    if not output_dir.exists():
+        staging.rename(output_dir)
+        return
+    retired = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.old-"))
+    output_dir.rename(retired / output_dir.name)
+    staging.rename(output_dir)
+    shutil.rmtree(retired)
+
+
+def push_folder_to_hub(folder: str | Path, repo_id: str, private: bool | None = None, token: str | None = None) -> str:
+    """Create (if needed) the Hub model repo and upload `folder` to it; returns the commit URL."""
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        repo_type="model",
+        commit_message="Upload SegRet converted from the original checkpoint",
+    )
+    return commit.commit_url
+
+
+def convert_original_checkpoint(
+    checkpoint_path: str | Path,
+    output_dir: str | Path,
+    *,
+    variant: str | None = None,
+    architecture: str | Path | dict[str, Any] | None = None,
+    num_labels: int | None = None,
+    id2label: str | Path | None = None,
+    image_size: str | int | None = None,
+    overwrite: bool = False,
+    push_to_hub: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    license: str = "apache-2.0",
+) -> ConversionResult:
+    """Convert an original SegRet (mmseg) or RMT (ImageNet) checkpoint into a transformers folder.
+
+    The folder holds `model.safetensors` + `config.json` (with the modelling code, for `trust_remote_code`),
+    `preprocessor_config.json` and a model card `README.md`. Everything is checked before anything is written,
+    and the folder is assembled next to `output_dir` and renamed into place at the end, so a failed
+    conversion never leaves a partial or mixed folder behind.
+
+    Args:
+        checkpoint_path: the original `.pth`; its format is detected from its contents.
+        output_dir: destination; must be absent or empty unless `overwrite`.
+        variant: released size (`tiny`, `small`, `base`, `large`). Exactly one of `variant`/`architecture`.
+        architecture: the original constructor's arguments, as a dict or a JSON file.
+        num_labels: classes of the segmentation head (needed for backbone-only checkpoints).
+        id2label: JSON file or built-in label set name (`ade20k`, `cityscapes`, `coco-stuff`, `coco-stuff-10k`).
+        image_size: processor resize target (`N` or `HxW`); the processor's 512x512 default otherwise.
+        overwrite: replace a non-empty `output_dir`.
+        push_to_hub: Hub repo id to upload the folder to after writing it.
+        private: visibility of a repo that `push_to_hub` creates.
+        token: Hub token (defaults to the logged-in one).
+        license: Hub license id for the model card.
+    """
+    if (variant is None) == (architecture is None):
+        raise ValueError("Pass exactly one of --variant and --architecture.")
+    if variant is not None and variant not in SEGRET_VARIANTS:
+        raise ValueError(f"Unknown SegRet variant {variant!r}; choose one of {sorted(SEGRET_VARIANTS)}.")
+    output_dir = Path(output_dir)
+    _check_output_dir(output_dir, overwrite)
+    size = parse_image_size(image_size)
+    if isinstance(architecture, (str, Path)):
+        architecture = json.loads(Path(architecture).read_text())
+
+    checkpoint_path = Path(checkpoint_path)
+    checkpoint = load_original_checkpoint(checkpoint_path)
+    explicit_id2label, id2label_dataset = load_id2label(id2label) if id2label is not None else (None, None)
+    labels = resolve_labels(
+        checkpoint,
+        num_labels=num_labels,
+        id2label=explicit_id2label,
+        id2label_dataset=id2label_dataset,
+        architecture_num_classes=(architecture or {}).get("num_classes"),
+    )
+    label_fields: dict[str, Any] = {"num_labels": labels.num_labels}
+    if labels.id2label is not None:
+        label_fields["id2label"] = labels.id2label
+        label_fields["label2id"] = {name: index for index, name in labels.id2label.items()}
+    if variant is not None:
+        config = config_from_variant(variant, **label_fields)
+    else:
+        config = config_from_architecture(architecture, **label_fields)
+        variant = matching_variant(config)
+    model, dropped = _build_model(checkpoint, config, attn_implementation="sdpa")
+
+    processor_kwargs: dict[str, Any] = {}
+    if size is not None:
+        processor_kwargs["size"] = size
+    if labels.dataset is not None:
+        processor_kwargs["do_reduce_labels"] = get_preset(labels.dataset).do_reduce_labels
+    processor = SegRetImageProcessor(**processor_kwargs)
+
+    sha256 = file_sha256(checkpoint_path)
+    decoder_trained = checkpoint.format == MMSEG_FORMAT
+    description = (
+        "SegRet mmsegmentation checkpoint" if decoder_trained else "RMT ImageNet-1k classification checkpoint"
+    )
+    card = render_model_card(
+        num_parameters=model.num_parameters(),
+        num_labels=labels.num_labels,
+        model_id=push_to_hub or str(output_dir),
+        variant=variant,
+        dataset=labels.dataset,
+        source=SourceCheckpoint(checkpoint_path.name, sha256, description),
+        decoder_trained=decoder_trained,
+        architecture=None if variant else architecture,
+        license=license,
+    )
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.partial-"))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        (staging / "README.md").write_text(card)
+        _replace_dir(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    hub_url = push_folder_to_hub(output_dir, push_to_hub, private=private, token=token) if push_to_hub else None
+    return ConversionResult(
+        output_dir=output_dir,
+        checkpoint_format=checkpoint.format,
+        variant=variant,
+        dataset=labels.dataset,
+        num_parameters=model.num_parameters(),
+        num_labels=labels.num_labels,
+        dropped=dropped,
+        sha256=sha256,
+        hub_url=hub_url,
+    )
 
 
 __all__ = [
     "CheckpointConversionError",
+    "ConversionResult",
+    "LabelSpec",
     "MMSEG_FORMAT",
     "OriginalCheckpoint",
     "RMT_IMAGENET_FORMAT",
     "config_from_architecture",
     "config_from_variant",
     "convert_checkpoint",
+    "convert_original_checkpoint",
     "convert_state_dict",
+    "dataset_of_class_names",
+    "file_sha256",
+    "load_id2label",
     "load_original_checkpoint",
+    "matching_variant",
+    "parse_image_size",
+    "push_folder_to_hub",
+    "resolve_labels",
 ]

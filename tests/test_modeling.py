@@ -1,0 +1,371 @@
+"""Tests of SegRetConfig / SegRetModel / SegRetForSemanticSegmentation and their transformers integration.
+
+All networks here are tiny random ones (or built on the meta device), so the file runs in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation, pipeline
+
+import segret_hf
+from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor, SegRetModel
+from segret_hf.conversion import config_from_variant
+
+TINY = {
+    "hidden_sizes": [16, 32, 48, 64],
+    "depths": [1, 1, 2, 1],
+    "num_attention_heads": [2, 2, 4, 4],
+    "decoder_hidden_size": 32,
+    "num_labels": 5,
+}
+ID2LABEL = {0: "sky", 1: "road", 2: "tree", 3: "car", 4: "person"}
+
+
+def tiny_config(**overrides) -> SegRetConfig:
+    return SegRetConfig(**{**TINY, **overrides})
+
+
+def randomise(model: SegRetForSemanticSegmentation, seed: int = 0) -> SegRetForSemanticSegmentation:
+    """Random values in every tensor (BN statistics and ZIR convs included) so that every part shows in outputs."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            values = torch.randn(tensor.shape, generator=generator) * 0.05
+            if name.endswith("running_var"):
+                values = values.abs() + 0.5
+            elif name.endswith(("norm.weight", "normalization.weight", "layer_norm.weight")):
+                values = values + 1.0
+            tensor.copy_(values)
+    return model.eval()
+
+
+@pytest.fixture
+def no_prompt(monkeypatch):
+    """Fail instead of hanging if transformers asks an interactive question (trust_remote_code prompt)."""
+    prompts = []
+
+    def refuse(prompt: str = "") -> str:
+        prompts.append(prompt)
+        raise RuntimeError(f"unexpected interactive prompt: {prompt}")
+
+    monkeypatch.setattr(builtins, "input", refuse)
+    return prompts
+
+
+@pytest.fixture
+def saved_model(tmp_path):
+    """A random tiny model and its processor saved with save_pretrained (model code copied for remote code)."""
+    torch.manual_seed(0)
+    model = SegRetForSemanticSegmentation(tiny_config(id2label=ID2LABEL)).eval()
+    with torch.no_grad():  # the default init, plus live ZIR branches; images then show several classes
+        for projection in model.decode_head.linear_c:
+            projection.zero_conv.weight.normal_(std=0.05)
+    folder = tmp_path / "segret-tiny"
+    model.save_pretrained(folder)
+    SegRetImageProcessor(size={"height": 96, "width": 128}).save_pretrained(folder)
+    return model, folder
+
+
+# ------------------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variant, expected",
+    [("tiny", 13_474_998), ("small", 25_983_862), ("base", 53_029_822), ("large", 95_795_150)],
+)
+def test_parameter_counts_match_the_released_networks(variant, expected):
+    with torch.device("meta"):
+        model = SegRetForSemanticSegmentation(SegRetConfig.from_variant(variant, num_labels=150))
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_attention_heads": [3, 2, 4, 4]}, "do not divide"),
+        ({"hidden_sizes": [16, 32, 48]}, "4 entries"),
+        ({"depths": [1, 1, 2, 1, 1]}, "4 entries"),
+        ({"decomposed_retention": [True, True]}, "4 entries"),
+    ],
+)
+def test_config_rejects_impossible_networks(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_unknown_variant_is_rejected():
+    with pytest.raises(ValueError, match="Unknown SegRet variant 'huge'"):
+        SegRetConfig.from_variant("huge")
+    with pytest.raises(ValueError, match="Unknown SegRet variant 'huge'"):
+        config_from_variant("huge")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Forward pass, attention implementations, loss
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_forward_on_odd_size_and_batch_two():
+    model = randomise(SegRetForSemanticSegmentation(tiny_config()))
+    pixel_values = torch.randn(2, 3, 97, 131)
+    with torch.no_grad():
+        outputs = model(pixel_values, output_hidden_states=True)
+    assert outputs.logits.shape == (2, 5, 25, 33)  # ceil(97 / 4), ceil(131 / 4)
+    shapes = [tuple(h.shape) for h in outputs.hidden_states]
+    assert shapes == [(2, 16, 25, 33), (2, 32, 13, 17), (2, 48, 7, 9), (2, 64, 4, 5)]
+    with torch.no_grad():
+        single = model(pixel_values[1:]).logits
+    torch.testing.assert_close(single, outputs.logits[1:], atol=1e-5, rtol=1e-5)
+
+
+def test_backbone_returns_stage_features():
+    backbone = SegRetModel(tiny_config()).eval()
+    with torch.no_grad():
+        outputs = backbone(torch.randn(1, 3, 97, 131), output_hidden_states=True)
+    assert outputs.last_hidden_state.shape == (1, 64, 4, 5)
+    assert len(outputs.hidden_states) == 4
+
+
+def test_eager_and_sdpa_agree():
+    model = randomise(SegRetForSemanticSegmentation(tiny_config()))
+    pixel_values = torch.randn(1, 3, 61, 83)
+    results = {}
+    for implementation in ("eager", "sdpa"):
+        model.set_attn_implementation(implementation)
+        with torch.no_grad():
+            results[implementation] = model(pixel_values, output_hidden_states=True)
+    torch.testing.assert_close(results["eager"].logits, results["sdpa"].logits, atol=1e-5, rtol=0)
+    for eager, sdpa in zip(results["eager"].hidden_states, results["sdpa"].hidden_states):
+        torch.testing.assert_close(eager, sdpa, atol=1e-5, rtol=0)
+
+
+def test_loss_ignores_255_and_matches_a_manual_cross_entropy():
+    model = randomise(SegRetForSemanticSegmentation(tiny_config()))
+    pixel_values = torch.randn(2, 3, 40, 56)
+    labels = torch.randint(0, 5, (2, 40, 56))
+    labels[:, :10] = 255
+    labels[1, :, 30:] = 255
+    with torch.no_grad():
+        outputs = model(pixel_values, labels=labels)
+    upsampled = F.interpolate(outputs.logits, size=(40, 56), mode="bilinear", align_corners=False)
+    log_probs = upsampled.log_softmax(dim=1).permute(0, 2, 3, 1)  # (B, H, W, classes)
+    valid = labels != 255
+    expected = -log_probs[valid].gather(1, labels[valid][:, None]).mean()
+    torch.testing.assert_close(outputs.loss, expected, atol=1e-6, rtol=1e-6)
+
+    relabelled = labels.clone()
+    relabelled[~valid] = 255  # ignored pixels do not count, whatever lies under them
+    with torch.no_grad():
+        assert model(pixel_values, labels=relabelled).loss == outputs.loss
+
+
+def test_zir_convs_start_at_zero():
+    model = SegRetForSemanticSegmentation(tiny_config())
+    for projection in model.decode_head.linear_c:
+        assert torch.count_nonzero(projection.zero_conv.weight) == 0
+        assert torch.count_nonzero(projection.zero_conv.bias) == 0
+        assert torch.count_nonzero(projection.proj.weight) > 0
+    assert torch.count_nonzero(model.decode_head.linear_fuse.weight) > 0
+
+
+def test_without_zir_the_branch_is_gone():
+    with_zir = SegRetForSemanticSegmentation(tiny_config())
+    without = SegRetForSemanticSegmentation(tiny_config(use_zero_init_residual=False))
+    assert not any("zero_" in key for key in without.state_dict())
+    assert all(projection.zero_conv is None for projection in without.decode_head.linear_c)
+    # Each removed branch: 1x1 conv C_i -> C with bias, plus BN weight and bias.
+    hidden = TINY["decoder_hidden_size"]
+    removed = sum(width * hidden + hidden + 2 * hidden for width in TINY["hidden_sizes"])
+    assert with_zir.num_parameters() - without.num_parameters() == removed
+    with torch.no_grad():
+        assert without.eval()(torch.randn(1, 3, 33, 47)).logits.shape == (1, 5, 9, 12)
+
+
+def test_gradient_checkpointing_training_step_matches_plain_backward():
+    config = tiny_config(drop_path_rate=0.0, classifier_dropout_prob=0.0)
+    torch.manual_seed(0)
+    plain = SegRetForSemanticSegmentation(config)
+    checkpointed = SegRetForSemanticSegmentation(config)
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.activation_checkpointing_enable()
+    assert checkpointed.is_activation_checkpointing and not plain.is_activation_checkpointing
+
+    pixel_values = torch.randn(2, 3, 48, 64)
+    labels = torch.randint(0, 5, (2, 48, 64))
+    gradients = []
+    for model in (plain, checkpointed):
+        model.train()
+        model(pixel_values, labels=labels).loss.backward()
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    assert set(gradients[0]) == set(gradients[1])
+    for name in gradients[0]:
+        torch.testing.assert_close(gradients[1][name], gradients[0][name], atol=1e-5, rtol=1e-4, msg=name)
+
+    before = checkpointed.segret.stages[0].blocks[0].retention.q_proj.weight.detach().clone()
+    torch.optim.SGD(checkpointed.parameters(), lr=0.1).step()
+    assert not torch.equal(before, checkpointed.segret.stages[0].blocks[0].retention.q_proj.weight)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Saving, loading, Auto classes, remote code, pipeline
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_save_and_load_round_trip(saved_model):
+    model, folder = saved_model
+    reloaded = SegRetForSemanticSegmentation.from_pretrained(folder).eval()
+    pixel_values = torch.randn(1, 3, 45, 70)
+    with torch.no_grad():
+        assert torch.equal(model(pixel_values).logits, reloaded(pixel_values).logits)
+    assert reloaded.config.id2label == ID2LABEL
+    assert reloaded.config.to_dict()["hidden_sizes"] == TINY["hidden_sizes"]
+
+
+def test_auto_classes_resolve_after_import(saved_model, no_prompt):
+    _, folder = saved_model
+    assert isinstance(AutoConfig.from_pretrained(folder), SegRetConfig)
+    assert isinstance(AutoConfig.for_model("segret"), SegRetConfig)
+    assert type(AutoModel.from_pretrained(folder)) is SegRetModel
+    assert type(AutoModelForSemanticSegmentation.from_pretrained(folder)) is SegRetForSemanticSegmentation
+    assert type(AutoModelForSemanticSegmentation.from_config(tiny_config())) is SegRetForSemanticSegmentation
+    assert type(AutoImageProcessor.from_pretrained(folder)) is SegRetImageProcessor
+    assert no_prompt == []
+
+
+def test_remote_code_load_without_segret_hf(saved_model, tmp_path):
+    model, folder = saved_model
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    image.save(tmp_path / "image.png")
+    inputs = SegRetImageProcessor.from_pretrained(folder)(images=image, return_tensors="pt")
+    with torch.no_grad():
+        torch.save({"pixel_values": inputs["pixel_values"], "logits": model(**inputs).logits}, tmp_path / "ref.pt")
+
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+
+        class BlockSegRet(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "segret_hf" or name.startswith("segret_hf."):
+                    raise ImportError("segret_hf is blocked in this test")
+                return None
+
+        sys.meta_path.insert(0, BlockSegRet())
+        try:
+            import segret_hf
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("segret_hf is importable: the test would not exercise remote code")
+
+        import torch
+        from PIL import Image
+        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+        folder = {str(folder)!r}
+        model = AutoModelForSemanticSegmentation.from_pretrained(folder, trust_remote_code=True).eval()
+        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+        ref = torch.load("ref.pt")
+        pixel_values = processor(images=Image.open("image.png"), return_tensors="pt")["pixel_values"]
+        assert torch.equal(pixel_values, ref["pixel_values"])
+        with torch.no_grad():
+            logits = model(pixel_values).logits
+        print("max_abs_diff", (logits - ref["logits"]).abs().max().item())
+        assert not any(name.startswith("segret_hf") for name in sys.modules if sys.modules[name] is not None)
+        """
+    )
+    env = {
+        **os.environ,
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    diff = float(result.stdout.split("max_abs_diff")[-1])
+    assert diff <= 1e-6
+
+
+def _segmentation_reference(model, processor, image):
+    inputs = processor(images=image, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    return processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])[0]
+
+
+def test_pipeline_returns_one_mask_per_present_class(saved_model, no_prompt):
+    model, folder = saved_model
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (37, 53, 4), dtype=np.uint8), mode="RGBA")
+    expected = _segmentation_reference(model, SegRetImageProcessor.from_pretrained(folder), image)
+    present = sorted(torch.unique(expected).tolist())
+
+    # The classes come from segret_hf (imported above), so no remote code is needed; saying so explicitly also
+    # stops the pipeline's optional video-processor probe from prompting (test_pipeline_default_video_processor_probe).
+    segmenter = pipeline("image-segmentation", model=str(folder), trust_remote_code=False)
+    assert type(segmenter.model) is SegRetForSemanticSegmentation
+    results = segmenter(image)
+
+    assert [r["label"] for r in results] == [ID2LABEL[c] for c in present]
+    assert len(present) > 1
+    for result, class_id in zip(results, present):
+        assert result["mask"].size == image.size
+        mask = np.array(result["mask"]) > 0
+        assert np.array_equal(mask, (expected == class_id).numpy())
+    assert no_prompt == []
+
+
+def test_pipeline_default_video_processor_probe(saved_model, monkeypatch):
+    """Without trust_remote_code, transformers' pipeline still works but asks a question it should not.
+
+    The pipeline always tries `AutoVideoProcessor`, which derives `SegRetVideoProcessor` from the
+    `AutoImageProcessor` entry of `preprocessor_config.json` and asks whether to trust that (non-existent)
+    remote code. The question must never block: refusing it leaves a working pipeline.
+    """
+    prompts = []
+
+    def refuse(prompt: str = "") -> str:
+        prompts.append(prompt)
+        raise EOFError
+
+    monkeypatch.setattr(builtins, "input", refuse)
+    _, folder = saved_model
+    image = Image.fromarray(np.zeros((21, 34, 3), dtype=np.uint8))
+    results = pipeline("image-segmentation", model=str(folder))(image)
+    assert results and all(r["mask"].size == image.size for r in results)
+    assert all("custom code" in prompt for prompt in prompts)
+
+
+def test_config_json_is_plain_and_auto_mapped(saved_model):
+    _, folder = saved_model
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "segret"
+    assert config["auto_map"]["AutoModelForSemanticSegmentation"] == "modeling_segret.SegRetForSemanticSegmentation"
+    assert config["architectures"] == ["SegRetForSemanticSegmentation"]
+    assert segret_hf.SegRetConfig.from_pretrained(folder).num_labels == 5
