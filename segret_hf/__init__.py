@@ -15,7 +15,7 @@ from .modeling_segret import SegRetForSemanticSegmentation, SegRetModel, SegRetP
 AutoConfig.register(SegRetConfig.model_type, SegRetConfig, exist_ok=True)
 AutoModel.register(SegRetConfig, SegRetModel, exist_ok=True)
 AutoModelForSemanticSegmentation.register(SegRetConfig, SegRetForSemanticSegmentation, exist_ok=True)
-AutoImageProcessor.register(SegRetConfig, SegRetImageProcessor, exist_ok=True)
+AutoImageProcessor.register(SegRetConfig, fast_image_processor_class=SegRetImageProcessor, exist_ok=True)
 
 SegRetConfig.register_for_auto_class("AutoConfig")
 SegRetModel.register_for_auto_class("AutoModel")
