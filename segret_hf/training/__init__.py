@@ -1,0 +1,1 @@
+"""Training SegRet with the Hugging Face Trainer: data, augmentation, optimisation, evaluation."""

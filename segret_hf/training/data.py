@@ -1,0 +1,265 @@
+"""Loading the training and validation splits, deciding what the labels mean, and checking the data early.
+
+Everything here runs before the output directory is created or the model is built, so that a wrong column
+name, a label value that is not a class id, or an image whose label map has another size stops the run in
+seconds with a message that names the dataset, split, column, row and value, instead of hours later in a
+worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import PIL.Image
+
+from ..data.label_sets import IGNORE_INDEX
+from ..data.loading import load_id2label, load_split, resolve_columns
+from ..data.presets import DatasetPreset
+from ..evaluation import LabelConversion
+from .arguments import DataArguments
+
+logger = logging.getLogger(__name__)
+
+INDEX_COLUMN = "__segret_row__"
+"""Row number added to every split: augmentation randomness and error messages are keyed by it."""
+
+_INDEX_MAP_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
+
+Split = datasets.Dataset | datasets.IterableDataset
+
+
+class SegmentationDataError(ValueError):
+    """The dataset does not fit the run (column, label value, sizes); the message says where and what."""
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """Where rows come from, for messages: dataset, split and the two columns."""
+
+    dataset: str
+    split: str
+    image_column: str
+    label_column: str
+
+    def where(self, row: int | None = None, column: str | None = None) -> str:
+        text = f"dataset {self.dataset!r}, split {self.split!r}"
+        if column is not None:
+            text += f", column {column!r}"
+        return text + (f", row {row}" if row is not None else "")
+
+
+@dataclass(frozen=True)
+class LabelMapping:
+    """The classes of a run and how stored label maps become their ids (255 ignored).
+
+    The conversion itself (ADE20K-style reduction, a preset's raw-id lookup table, or none) is the one
+    evaluation uses, so a model is trained and scored on the same ids.
+    """
+
+    num_labels: int
+    conversion: LabelConversion = field(default_factory=LabelConversion)
+    ignore_index: int = IGNORE_INDEX
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        return self.conversion(raw)
+
+    @property
+    def reduce_labels(self) -> bool:
+        return self.conversion.reduce
+
+    def invalid_values(self, labels: np.ndarray) -> np.ndarray:
+        """Sorted distinct values that are neither a class id nor the ignore index."""
+        bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= self.num_labels))
+        return np.unique(labels[bad])
+
+    def describe(self) -> str:
+        return self.conversion.describe()
+
+
+def label_mapping(data_args: DataArguments, preset: DatasetPreset | None, num_labels: int) -> LabelMapping:
+    """The rule for this run: the flags first, then the preset's knowledge of its raw annotations."""
+    conversion = LabelConversion.for_dataset(preset, data_args.do_reduce_labels, data_args.labels_are_train_ids)
+    return LabelMapping(num_labels, conversion)
+
+
+def load_training_split(data_args: DataArguments, split: str, max_samples: int | None) -> Split:
+    """One split as a map-style Dataset (or an IterableDataset with `--streaming`), cut to `max_samples`.
+
+    The row number is added as a column (not materialised with the images: an in-memory int column), so
+    transforms applied with `with_transform` know which row they see.
+    """
+    name = data_args.dataset_name
+    if data_args.streaming and not Path(name).is_dir():
+        try:
+            dataset = datasets.load_dataset(name, data_args.dataset_config_name, split=split, streaming=True)
+        except ValueError as error:
+            raise SegmentationDataError(f"Cannot stream split {split!r} of dataset {name!r}: {error}") from error
+        if max_samples is not None:
+            dataset = dataset.take(max_samples)
+        return dataset
+    try:
+        dataset = load_split(name, split, data_args.dataset_config_name)
+    except ValueError as error:
+        raise SegmentationDataError(
+            f"{error} Choose the split with --{'train' if split == data_args.train_split else 'validation'}_split."
+        ) from error
+    if max_samples is not None:
+        dataset = dataset.select(range(min(max_samples, len(dataset))))
+    if data_args.streaming:
+        return dataset.to_iterable_dataset()
+    return dataset.add_column(INDEX_COLUMN, np.arange(len(dataset), dtype=np.int64))
+
+
+def resolve_id2label(
+    data_args: DataArguments, preset: DatasetPreset | None, dataset: Split, label_column: str
+) -> dict[int, str]:
+    """Class names by id: `--id2label`, else the preset, else what the dataset declares."""
+    if data_args.id2label is not None:
+        path = Path(data_args.id2label)
+        if not path.is_file():
+            raise SegmentationDataError(f"--id2label {str(path)!r} does not exist.")
+        try:
+            id2label = {int(key): str(value) for key, value in json.loads(path.read_text(encoding="utf-8")).items()}
+        except (AttributeError, ValueError) as error:
+            raise SegmentationDataError(
+                f"--id2label {str(path)!r} must be a JSON object mapping class ids to names, e.g. "
+                f'{{"0": "sky", "1": "road"}}: {error}'
+            ) from error
+        source = str(path)
+    elif preset is not None:
+        id2label, source = preset.label_set.id2label, f"preset {preset.name!r}"
+    else:
+        source = f"dataset {data_args.dataset_name!r}"
+        id2label = load_id2label(data_args.dataset_name, dataset, label_column) if dataset.features else None
+        if id2label is None:
+            raise SegmentationDataError(
+                f"Dataset {data_args.dataset_name!r} does not say what its classes are (no id2label.json beside "
+                "the data, no ClassLabel feature). Pass --id2label FILE.json or --dataset_preset."
+            )
+    if sorted(id2label) != list(range(len(id2label))) or len(id2label) < 2:
+        raise SegmentationDataError(
+            f"The class ids from {source} must be 0..N-1 with N >= 2, got {sorted(id2label)[:20]}."
+        )
+    return id2label
+
+
+def resolve_split_columns(
+    data_args: DataArguments, preset: DatasetPreset | None, dataset: Split, split: str
+) -> SplitSource:
+    """Find the image and label columns and check their feature types (when the dataset declares them)."""
+    columns = [name for name in (dataset.column_names or []) if name != INDEX_COLUMN]
+    if not columns:  # a streamed dataset without declared features: look at the first row
+        columns = [name for name in next(iter(dataset)) if name != INDEX_COLUMN]
+    try:
+        image_column, label_column = resolve_columns(
+            columns, data_args.image_column_name, data_args.label_column_name, preset
+        )
+    except ValueError as error:
+        raise SegmentationDataError(f"Dataset {data_args.dataset_name!r}, split {split!r}: {error}") from error
+    source = SplitSource(data_args.dataset_name, split, image_column, label_column)
+    features = dataset.features or {}
+    for column in (image_column, label_column):
+        feature = features.get(column)
+        if feature is not None and not isinstance(feature, datasets.Image):
+            raise SegmentationDataError(
+                f"{source.where(column=column)} holds {feature!r}, not images. Name the image and label-map "
+                f"columns with --image_column_name / --label_column_name; the dataset has columns {columns}."
+            )
+    return source
+
+
+def label_array(value: Any, source: SplitSource, row: int) -> np.ndarray:
+    """`(H, W)` int64 raw class ids from a decoded label map, or a SegmentationDataError saying where."""
+    if isinstance(value, PIL.Image.Image):
+        if value.mode not in _INDEX_MAP_MODES:
+            raise SegmentationDataError(
+                f"{source.where(row, source.label_column)} is a {value.mode!r} image; label maps must hold one "
+                "class id per pixel (modes L, P, I;16, I). Convert colour-coded masks to class ids first."
+            )
+        value = np.array(value)
+    label = np.asarray(value)
+    if label.ndim == 3 and label.shape[-1] == 1:
+        label = label[..., 0]
+    if label.ndim != 2 or not (np.issubdtype(label.dtype, np.integer) or label.dtype == np.bool_):
+        raise SegmentationDataError(
+            f"{source.where(row, source.label_column)} has shape {label.shape} and dtype {label.dtype}; expected a "
+            "(height, width) map of integer class ids."
+        )
+    return label.astype(np.int64)
+
+
+def train_id_label(value: Any, mapping: LabelMapping, source: SplitSource, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """`(raw ids, train ids)` of a decoded label map; conversion errors name the row."""
+    raw = label_array(value, source, row)
+    try:
+        return raw, mapping(raw)
+    except ValueError as error:
+        raise SegmentationDataError(f"{source.where(row, source.label_column)}: {error}.") from error
+
+
+def image_hw(value: Any, source: SplitSource, row: int) -> tuple[int, int]:
+    """`(height, width)` of a decoded image, or a SegmentationDataError when the value is not an image."""
+    if isinstance(value, PIL.Image.Image):
+        return value.height, value.width
+    array = np.asarray(value) if isinstance(value, np.ndarray) else None
+    if array is None or array.ndim not in (2, 3):
+        raise SegmentationDataError(
+            f"{source.where(row, source.image_column)} holds a {type(value).__name__}, not an image."
+        )
+    return array.shape[0], array.shape[1]
+
+
+def check_sample(image: Any, label: np.ndarray, mapping: LabelMapping, source: SplitSource, row: int) -> None:
+    """Raise when an image and its (mapped) label map disagree in size or hold values that are not class ids."""
+    size = image_hw(image, source, row)
+    if size != label.shape:
+        raise SegmentationDataError(
+            f"{source.where(row)}: the image ({source.image_column!r}) is {size[0]}x{size[1]} but its label map "
+            f"({source.label_column!r}) is {label.shape[0]}x{label.shape[1]} (height x width); they must be "
+            "pixel-aligned."
+        )
+    bad = mapping.invalid_values(label)
+    if bad.size:
+        hint = (
+            "Pass --do_reduce_labels if 0 means 'unlabelled' and the classes are 1..N"
+            if not mapping.reduce_labels and bad.max() == mapping.num_labels
+            else "Check --id2label / --dataset_preset / --do_reduce_labels against the annotations"
+        )
+        raise SegmentationDataError(
+            f"{source.where(row, source.label_column)}: label values {bad[:10].tolist()} (after "
+            f"{mapping.describe()}) are not class ids 0..{mapping.num_labels - 1} nor the ignore value "
+            f"{mapping.ignore_index}. {hint}."
+        )
+
+
+def _rows_to_check(dataset: Split, count: int) -> list[tuple[int, dict[str, Any]]]:
+    """Up to `count` rows spread evenly over a map-style split, or the first `count` of a stream."""
+    if isinstance(dataset, datasets.IterableDataset):
+        return list(enumerate(dataset.take(count)))
+    indices = np.unique(np.linspace(0, len(dataset) - 1, num=min(count, len(dataset))).round().astype(int))
+    return [(int(index), dataset[int(index)]) for index in indices]
+
+
+def check_split(dataset: Split, source: SplitSource, mapping: LabelMapping, count: int) -> None:
+    """Decode and check a sample of rows now, so that bad data fails before training starts."""
+    if not isinstance(dataset, datasets.IterableDataset) and len(dataset) == 0:
+        raise SegmentationDataError(f"{source.where()} is empty.")
+    raw_values: set[int] = set()
+    for row, example in _rows_to_check(dataset, count):
+        raw, label = train_id_label(example[source.label_column], mapping, source, row)
+        check_sample(example[source.image_column], label, mapping, source, row)
+        raw_values.update(np.unique(raw).tolist())
+    looks_converted = raw_values <= set(range(mapping.num_labels)) | {mapping.ignore_index}
+    if mapping.conversion.lookup is not None and looks_converted:
+        logger.warning(
+            "%s: every raw label value checked (%s) is already a train id or 255, which is typical of maps that "
+            "hold train ids (e.g. *_labelTrainIds.png); if so, pass --labels_are_train_ids to skip the lookup "
+            "table.",
+            source.where(), sorted(raw_values),
+        )

@@ -1,0 +1,109 @@
+"""The network a run starts from: a fresh variant or a saved SegRet, optionally with a pretrained backbone.
+
+The class list always comes from the dataset: a saved model whose classes differ keeps everything but its
+classifier, which is re-initialised for the new classes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..configuration_segret import SegRetConfig
+from ..conversion import RMT_IMAGENET_FORMAT, convert_checkpoint, load_original_checkpoint
+from ..modeling_segret import SegRetForSemanticSegmentation, SegRetModel
+from .arguments import ModelArguments
+
+logger = logging.getLogger(__name__)
+
+# Fields that define the backbone network. Weights cannot tell which stages are decomposed, so a converted
+# backbone must agree with the model on all of them, not only on tensor shapes.
+BACKBONE_FIELDS = (
+    "hidden_sizes",
+    "depths",
+    "num_attention_heads",
+    "decay_init_values",
+    "decay_heads_ranges",
+    "mlp_ratios",
+    "decomposed_retention",
+    "layer_scale",
+)
+
+
+class ModelSetupError(ValueError):
+    """The model arguments do not describe a network that can be built."""
+
+
+def _label_kwargs(id2label: dict[int, str]) -> dict[str, object]:
+    return {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+
+def _from_pretrained(name_or_path: str, id2label: dict[int, str]) -> SegRetForSemanticSegmentation:
+    config = SegRetConfig.from_pretrained(name_or_path)
+    same_classes = {int(k): v for k, v in config.id2label.items()} == id2label
+    if not same_classes:
+        logger.warning(
+            "%s predicts %d classes (%s...); the dataset has %d. The classifier is re-initialised for the "
+            "dataset's classes.",
+            name_or_path, config.num_labels, list(config.id2label.values())[:5], len(id2label),
+        )
+    model = SegRetForSemanticSegmentation.from_pretrained(
+        name_or_path, ignore_mismatched_sizes=not same_classes, **_label_kwargs(id2label)
+    )
+    if not same_classes and config.num_labels == len(id2label):
+        model.decode_head.classifier.reset_parameters()  # same shape, other classes: start it afresh
+    return model
+
+
+def backbone_state_dict(checkpoint: str, config: SegRetConfig) -> dict[str, torch.Tensor]:
+    """Backbone weights for a model of `config` from a converted folder / Hub id or an original .pth file.
+
+    Original files go through the project's converter (every tensor mapped or deliberately dropped, shapes
+    and decay buffers checked); a full SegRet mmseg checkpoint contributes only its backbone.
+    """
+    if Path(checkpoint).is_file():
+        original = replace(load_original_checkpoint(checkpoint), format=RMT_IMAGENET_FORMAT, head={})
+        return convert_checkpoint(original, copy.deepcopy(config)).segret.state_dict()
+    backbone = SegRetModel.from_pretrained(checkpoint)
+    differences = [
+        f"{name}: {getattr(backbone.config, name)} (checkpoint) vs {getattr(config, name)} (model)"
+        for name in BACKBONE_FIELDS
+        if list(getattr(backbone.config, name)) != list(getattr(config, name))
+    ]
+    if differences:
+        raise ModelSetupError(
+            f"The backbone checkpoint {checkpoint!r} has another architecture than the model being trained: "
+            + "; ".join(differences)
+            + ". Pick the matching --model_variant, or leave it out to take the checkpoint's architecture."
+        )
+    return backbone.state_dict()
+
+
+def build_model(model_args: ModelArguments, id2label: dict[int, str]) -> SegRetForSemanticSegmentation:
+    """The model to train, with the dataset's classes in its config."""
+    backbone = model_args.backbone_checkpoint
+    if model_args.model_variant and model_args.model_name_or_path:
+        raise ModelSetupError(
+            "Pass either --model_variant (fresh model) or --model_name_or_path (fine-tune), not both."
+        )
+    if model_args.model_name_or_path:
+        model = _from_pretrained(model_args.model_name_or_path, id2label)
+    elif model_args.model_variant:
+        config = SegRetConfig.from_variant(model_args.model_variant, **_label_kwargs(id2label))
+        model = SegRetForSemanticSegmentation(config)
+    elif backbone and not Path(backbone).is_file():
+        # A converted backbone folder carries its architecture; only the decoder is new.
+        model = SegRetForSemanticSegmentation(SegRetConfig.from_pretrained(backbone, **_label_kwargs(id2label)))
+    else:
+        raise ModelSetupError(
+            "Say which network to train: --model_variant {tiny,small,base,large} for a fresh model, "
+            "--model_name_or_path to fine-tune a saved SegRet, or --backbone_checkpoint with a converted folder "
+            "(an original .pth file needs --model_variant or --model_name_or_path for the architecture)."
+        )
+    if backbone:
+        model.segret.load_state_dict(backbone_state_dict(backbone, model.config))
+    return model

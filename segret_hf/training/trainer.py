@@ -1,0 +1,154 @@
+"""`Trainer` pieces for SegRet: the paper's optimiser groups, exact-protocol evaluation, streaming metrics.
+
+Only what the stock Trainer cannot express is overridden:
+
+* `create_optimizer`: parameter groups with per-group weight decay and learning rate (see `optim`).
+* `compute_loss`: the batch carries `image_sizes` / `label_sizes` for evaluation; only the model inputs are
+  passed to the network.
+* `prediction_step`: each validation image runs at its own size (the paper's test protocol, no padding
+  effects), its logits are resized to its label's size, and the step returns a per-image confusion matrix
+  instead of logits. Full-resolution logits never leave the step, and the Trainer's cross-process
+  gathering (which drops the duplicate samples of an uneven last batch) works on fixed-size tensors.
+* `create_model_card`: SegRet's own card (variant, parameters, measured metrics, hyper-parameters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import EvalPrediction, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from ..metrics import SegmentationMetric
+from .optim import parameter_groups
+from .transforms import PaperAugmentation
+
+MODEL_INPUTS = ("pixel_values", "labels")
+
+
+class SegRetTrainer(Trainer):
+    """Trainer with SegRet's optimiser, evaluation step and model card.
+
+    Args:
+        write_model_card: called with the trainer to write `README.md` into the output directory; used by
+            `create_model_card`, which `push_to_hub` calls.
+    """
+
+    def __init__(self, *args: Any, write_model_card: Callable[[Trainer], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SegRet's forward accepts **kwargs (transformers' generic call sites pass extras), which makes the
+        # Trainer assume the model normalises its loss by `num_items_in_batch`. It returns a per-batch mean,
+        # so the Trainer must do the gradient-accumulation / multi-process scaling itself.
+        self.model_accepts_loss_kwargs = False
+        self._write_model_card = write_model_card
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            opt_model = self.model if model is None else model
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            groups = parameter_groups(opt_model, self.args.learning_rate, self.args.weight_decay)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        model_inputs = {key: inputs[key] for key in MODEL_INPUTS if key in inputs}
+        return super().compute_loss(model, model_inputs, return_outputs, num_items_in_batch)
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Loss over all labelled pixels of the batch, and `(batch, num_labels, num_labels)` confusion matrices."""
+        inputs = self._prepare_inputs(inputs)
+        config = self.accelerator.unwrap_model(self.model).config
+        num_labels, ignore_index = config.num_labels, config.semantic_loss_ignore_index
+        pixel_values, labels = inputs["pixel_values"], inputs["labels"]
+        image_sizes, label_sizes = inputs["image_sizes"].tolist(), inputs["label_sizes"].tolist()
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for index, size in enumerate(image_sizes):
+            by_size[tuple(size)].append(index)
+
+        loss_sum = pixel_values.new_zeros((), dtype=torch.float32)
+        labelled = 0
+        confusions: list[torch.Tensor | None] = [None] * len(image_sizes)
+        with torch.no_grad():
+            for (height, width), indices in by_size.items():
+                logits = model(pixel_values=pixel_values[indices, :, :height, :width]).logits.float()
+                for position, index in enumerate(indices):
+                    label = labels[index, : label_sizes[index][0], : label_sizes[index][1]]
+                    scores = F.interpolate(
+                        logits[position : position + 1], size=label.shape, mode="bilinear", align_corners=False
+                    )
+                    loss_sum += F.cross_entropy(scores, label[None], ignore_index=ignore_index, reduction="sum")
+                    labelled += int((label != ignore_index).sum())
+                    if not prediction_loss_only:
+                        metric = SegmentationMetric(num_labels, ignore_index=ignore_index)
+                        metric.update(scores.argmax(dim=1)[0], label)
+                        confusions[index] = metric.confusion_matrix
+        loss = loss_sum / max(labelled, 1)
+        if prediction_loss_only:
+            return loss, None, None
+        return loss, torch.stack(confusions), inputs["label_sizes"]
+
+    def create_model_card(self, **kwargs: Any) -> None:
+        """Write SegRet's model card (the Trainer's generic card knows nothing of the architecture)."""
+        if self.is_world_process_zero() and self._write_model_card is not None:
+            self._write_model_card(self)
+
+
+def _metric_key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_") or "class"
+
+
+class StreamingSegmentationMetrics:
+    """`compute_metrics` for `batch_eval_metrics=True`: sums the per-image confusion matrices of each batch
+    and reports, after the last batch, `mean_iou`, `mean_accuracy`, `overall_accuracy` and `iou_<class>`
+    (logged by the Trainer as `eval_mean_iou`, `eval_iou_sky`, ...). Memory is one K x K matrix.
+    """
+
+    def __init__(self, id2label: dict[int, str], ignore_index: int = 255) -> None:
+        self.metric = SegmentationMetric(len(id2label), ignore_index=ignore_index)
+        keys: dict[str, int] = {}
+        for class_id in sorted(id2label):
+            key = f"iou_{_metric_key(id2label[class_id])}"
+            keys[key if key not in keys else f"{key}_{class_id}"] = class_id
+        self.class_keys = keys
+
+    def __call__(self, eval_prediction: EvalPrediction, compute_result: bool) -> dict[str, float]:
+        self.metric.merge(eval_prediction.predictions.sum(dim=0))
+        if not compute_result:
+            return {}
+        results = self.metric.compute()
+        self.metric.reset()
+        metrics = {name: results[name] for name in ("mean_iou", "mean_accuracy", "overall_accuracy")}
+        metrics.update({key: results["per_category_iou"][class_id] for key, class_id in self.class_keys.items()})
+        return metrics
+
+
+class AugmentationEpochCallback(TrainerCallback):
+    """Tells the augmentation which epoch starts, so its per-sample randomness is keyed by (epoch, row).
+
+    Called before the epoch's data loader is iterated (and its workers started), also after resuming,
+    where `state.epoch` holds the fractional epoch of the checkpoint.
+    """
+
+    def __init__(self, augmentation: PaperAugmentation) -> None:
+        self.augmentation = augmentation
+
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.augmentation.epoch = int(state.epoch or 0)

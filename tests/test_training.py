@@ -1,0 +1,510 @@
+"""Training script: end-to-end tiny runs, exact resume, Hub push, presets, augmentation, metrics, bad inputs.
+
+All runs use a ~20k-parameter SegRet, 32-pixel crops and a handful of steps, on CPU and offline.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.utils.checkpoint
+import transformers.modeling_utils
+from huggingface_hub import HfApi
+from safetensors.torch import load_file
+from torchvision import tv_tensors
+from transformers import EvalPrediction, TrainerControl, TrainerState
+
+from segret_hf import SegRetForSemanticSegmentation, SegRetImageProcessor
+from segret_hf.conversion import (
+    CheckpointConversionError,
+    config_from_architecture,
+    convert_checkpoint,
+    load_original_checkpoint,
+)
+from segret_hf.data.presets import get_preset
+from segret_hf.training.arguments import DataArguments, ModelArguments, SizeArguments, parse_arguments
+from segret_hf.training.collate import SegmentationCollator
+from segret_hf.training.data import SegmentationDataError, label_mapping
+from segret_hf.training.models import ModelSetupError, build_model
+from segret_hf.training.optim import BACKBONE_NORM_LR_MULTIPLIER, parameter_groups
+from segret_hf.training.run import OutputDirectoryError, main
+from segret_hf.training.sample_data import CLASS_NAMES, SAMPLE_DATASET_DIR
+from segret_hf.training.trainer import AugmentationEpochCallback, StreamingSegmentationMetrics
+from segret_hf.training.transforms import (
+    CategoryBalancedRandomCrop,
+    PaperAugmentation,
+    PhotoMetricDistortion,
+    normalisation,
+    sample_seed,
+    training_pipeline,
+)
+
+from training_fixtures import INT_FEATURE, save_tiny_model, stripes, write_custom_dataset, write_scenes_dataset
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original_checkpoints"
+SCENE_ID2LABEL = dict(enumerate(CLASS_NAMES))
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_scenes_dataset(tmp_path_factory.mktemp("scenes"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), SCENE_ID2LABEL)
+
+
+def run_args(dataset: Path, model: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset_name", str(dataset), "--model_name_or_path", str(model), "--output_dir", str(output),
+        "--crop_size", "32", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2",
+        "--report_to", "none", "--seed", "0", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+        *extra,
+    ]  # fmt: skip
+
+
+def log_history(output: Path) -> list[dict]:
+    return json.loads((output / "trainer_state.json").read_text())["log_history"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_tiny_run_learns_logs_metrics_and_writes_outputs(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    metrics = main(
+        run_args(
+            scenes, tiny_model, output, "--max_steps", "24", "--learning_rate", "3e-3", "--logging_steps", "4",
+            "--eval_strategy", "steps", "--eval_steps", "12", "--save_steps", "12", "--prediction_overlays", "1",
+        )
+    )  # fmt: skip
+    history = log_history(output)
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert losses[-1] < 0.7 * losses[0]
+
+    evaluations = [entry for entry in history if "eval_loss" in entry]
+    assert [entry["step"] for entry in evaluations] == [12, 24]
+    for name in ("eval_mean_iou", "eval_mean_accuracy", "eval_overall_accuracy", "eval_iou_sky", "eval_iou_car"):
+        assert name in evaluations[-1] and name in metrics
+    assert 0.0 <= metrics["eval_overall_accuracy"] <= 1.0
+    assert metrics["eval_mean_iou"] == pytest.approx(evaluations[-1]["eval_mean_iou"])
+
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md", "eval_results.json"):
+        assert (output / name).is_file(), name
+    assert (output / "checkpoint-12" / "model.safetensors").is_file()
+    config = json.loads((output / "config.json").read_text())
+    assert config["id2label"] == {str(k): v for k, v in SCENE_ID2LABEL.items()}
+    processor = json.loads((output / "preprocessor_config.json").read_text())
+    assert processor["size"] == {"shortest_edge": 32, "longest_edge": 128}
+    card = (output / "README.md").read_text()
+    assert "Measured on these weights" in card and f"{metrics['eval_mean_iou']:.6g}" in card
+    assert "training steps | 24" in card and "from transformers import" in card and "@article" in card
+    assert sorted(p.name for p in (output / "predictions").iterdir()) == [
+        "validation_0000_image_label_prediction.png",
+        "validation_0000_overlay.png",
+    ]
+    reloaded = SegRetForSemanticSegmentation.from_pretrained(output)
+    assert reloaded.config.num_labels == len(CLASS_NAMES)
+
+
+def test_resume_continues_exactly(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """Stopping at step 3 (mid-epoch) and resuming gives the uninterrupted run's weights and losses."""
+    common = ("--max_steps", "6", "--save_steps", "3", "--logging_steps", "1", "--learning_rate", "2e-3")
+    main(run_args(scenes, tiny_model, tmp_path / "straight", *common))
+    main(
+        run_args(
+            scenes, tiny_model, tmp_path / "resumed", *common,
+            "--resume_from_checkpoint", str(tmp_path / "straight" / "checkpoint-3"),
+        )
+    )  # fmt: skip
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
+
+    def losses_after_step_3(output: Path) -> list[tuple[int, float]]:
+        return [(e["step"], e["loss"]) for e in log_history(output) if "loss" in e and e["step"] > 3]
+
+    assert losses_after_step_3(tmp_path / "resumed") == losses_after_step_3(tmp_path / "straight")
+
+
+@pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")
+def test_gradient_checkpointing_and_streaming_runs(
+    scenes: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointed = []
+
+    def counting_checkpoint(function, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        checkpointed.append(function)
+        return torch.utils.checkpoint.checkpoint(function, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", counting_checkpoint)
+    metrics = main(
+        run_args(scenes, tiny_model, tmp_path / "out", "--max_steps", "2", "--gradient_checkpointing", "--streaming")
+    )
+    assert len(checkpointed) == 2 * 4, "each of the 4 blocks is checkpointed in each of the 2 steps"
+    assert np.isfinite(metrics["eval_loss"]) and "eval_mean_iou" in metrics
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_push_to_hub_goes_through_the_trainer(
+    scenes: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, dict]] = []
+
+    def create_repo(self: HfApi, repo_id: str, **kwargs: object) -> SimpleNamespace:
+        calls.append(("create_repo", {"repo_id": repo_id}))
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self: HfApi, **kwargs: object) -> object:
+        folder = Path(kwargs["folder_path"])
+        calls.append(("upload_folder", {**kwargs, "files": sorted(p.name for p in folder.iterdir())}))
+        if kwargs.get("run_as_future"):
+            future: Future = Future()
+            future.set_result(None)
+            return future
+        return SimpleNamespace(commit_url="https://hub/commit")
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    output = tmp_path / "pushed"
+    main(run_args(scenes, tiny_model, output, "--max_steps", "2", "--save_steps", "2", "--push_to_hub",
+                  "--hub_model_id", "someone/segret-test"))  # fmt: skip
+
+    assert calls[0] == ("create_repo", {"repo_id": "someone/segret-test"})
+    uploads = [kwargs for name, kwargs in calls if name == "upload_folder"]
+    assert all(u["repo_id"] == "someone/segret-test" and Path(u["folder_path"]) == output for u in uploads)
+    final = uploads[-1]
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= set(final["files"])
+    assert "SegRet" in (output / "README.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arguments, presets, model setup, optimiser
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_paper_defaults_apply_only_to_unset_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    base = ["--output_dir", str(tmp_path / "o"), "--dataset_preset", "cityscapes", "--model_variant", "tiny"]
+    _, data_args, _, args, sizes = parse_arguments(base)
+    assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (160_000, 2, 1e-4)
+    assert args.weight_decay == 0.01 and args.lr_scheduler_type.value == "polynomial"
+    assert args.lr_scheduler_kwargs == {"power": 0.9, "lr_end": 0.0}
+    assert args.batch_eval_metrics and not args.remove_unused_columns
+    assert sizes == SizeArguments((512, 1024), (2048, 1024), (2048, 1024))
+
+    _, _, _, args, sizes = parse_arguments(
+        [*base, "--max_steps", "7", "--per_device_train_batch_size", "3", "--learning_rate", "5e-4",
+         "--lr_scheduler_type", "cosine", "--crop_size", "64x96"]
+    )  # fmt: skip
+    assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (7, 3, 5e-4)
+    assert args.lr_scheduler_type.value == "cosine" and not args.lr_scheduler_kwargs
+    assert sizes == SizeArguments((64, 96), (384, 96), (384, 96))
+
+    _, _, _, _, sizes = parse_arguments(
+        ["--output_dir", "o", "--dataset_preset", "ade20k", "--model_variant", "large"]
+    )
+    assert sizes.crop_size == (640, 640) and sizes.test_scale == (2560, 640)
+
+
+def test_preset_label_mappings() -> None:
+    cityscapes = label_mapping(DataArguments(), get_preset("cityscapes"), 19)
+    raw = np.array([[0, 7, 26, 33], [255, 24, 8, 1]])
+    assert cityscapes(raw).tolist() == [[255, 0, 13, 18], [255, 11, 1, 255]]
+    trusted = label_mapping(DataArguments(labels_are_train_ids=True), get_preset("cityscapes"), 19)
+    assert trusted(raw).tolist() == raw.tolist()
+
+    ade = label_mapping(DataArguments(), get_preset("ade20k"), 150)
+    assert ade(np.array([0, 1, 150, 255])).tolist() == [255, 0, 149, 255]
+
+    coco = label_mapping(DataArguments(), get_preset("coco-stuff"), 171)
+    assert coco(np.array([0, 11, 12, 181, 182, 255])).tolist() == [0, 255, 11, 170, 255, 255]
+
+    plain = label_mapping(DataArguments(do_reduce_labels=True), None, 3)
+    assert plain(np.array([0, 1, 3])).tolist() == [255, 0, 2]
+
+
+def test_backbone_from_folder_and_original_checkpoint(tmp_path: Path, tiny_model: Path) -> None:
+    backbone = SegRetForSemanticSegmentation.from_pretrained(tiny_model).segret.state_dict()
+    model = build_model(ModelArguments(backbone_checkpoint=str(tiny_model)), {0: "a", 1: "b"})
+    assert model.config.num_labels == 2 and model.config.hidden_sizes == [8, 16, 24, 32]
+    for key, value in model.segret.state_dict().items():
+        torch.testing.assert_close(value, backbone[key])
+    with pytest.raises(ModelSetupError, match="another architecture"):
+        build_model(ModelArguments(model_variant="tiny", backbone_checkpoint=str(tiny_model)), {0: "a", 1: "b"})
+
+    if not FIXTURES.is_dir():
+        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    architecture = json.loads((FIXTURES / "tiny_a_architecture.json").read_text())
+    config = config_from_architecture(architecture, num_labels=2)
+    SegRetForSemanticSegmentation(config).save_pretrained(tmp_path / "fixture_arch")
+    rmt = str(FIXTURES / "tiny_a_rmt_imagenet.pth")
+    model = build_model(ModelArguments(model_name_or_path=str(tmp_path / "fixture_arch"), backbone_checkpoint=rmt),
+                        {0: "a", 1: "b", 2: "c"})  # fmt: skip
+    expected = convert_checkpoint(load_original_checkpoint(rmt), config_from_architecture(architecture, num_labels=3))
+    for key, value in model.segret.state_dict().items():
+        torch.testing.assert_close(value, expected.segret.state_dict()[key])
+    assert model.config.num_labels == 3
+    with pytest.raises(CheckpointConversionError):
+        build_model(ModelArguments(model_variant="tiny", backbone_checkpoint=rmt), {0: "a", 1: "b"})
+
+
+def test_parameter_groups_follow_the_paper(tiny_model: Path) -> None:
+    model = SegRetForSemanticSegmentation.from_pretrained(tiny_model, layer_scale=[False, False, True, True])
+    groups = parameter_groups(model, 1e-4, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay, backbone_norms = ([names[id(p)] for p in g["params"]] for g in groups)
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0, 0.0]
+    assert groups[2]["lr"] == pytest.approx(1e-4 * BACKBONE_NORM_LR_MULTIPLIER) and groups[0]["lr"] == 1e-4
+    assert all(n.endswith("weight") and "norm" not in n and "layer_scale" not in n for n in decay)
+    assert all(n.startswith("segret.") and "norm" in n for n in backbone_norms)
+    assert "segret.stem.layers.0.normalization.weight" in backbone_norms
+    assert "segret.stages.0.blocks.0.retention_layer_norm.bias" in backbone_norms
+    assert "decode_head.fuse_norm.weight" in no_decay and "segret.stages.3.blocks.0.layer_scale_1" in no_decay
+    assert "decode_head.classifier.bias" in no_decay and "decode_head.classifier.weight" in decay
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Augmentation and metrics
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _block_labels(height: int = 64, width: int = 80, block: int = 16) -> torch.Tensor:
+    rows, cols = torch.arange(height)[:, None] // block, torch.arange(width)[None] // block
+    return (rows * (width // block) + cols).to(torch.int64)
+
+
+def test_augmentation_keeps_image_and_label_aligned() -> None:
+    """Each label block has its own grey level; after the full pipeline every block must still be uniform
+    in the image and grey levels must still increase with the block id (the photometric part is global)."""
+    processor = SegRetImageProcessor()
+    labels = _block_labels()
+    grey = (40 + 8 * labels).to(torch.float32)
+    sizes = SizeArguments(crop_size=(48, 56), train_scale=(256, 64), test_scale=(256, 64))
+    pipeline = training_pipeline(sizes, processor)
+    mean = torch.tensor(processor.image_mean)[:, None, None] * 255
+    std = torch.tensor(processor.image_std)[:, None, None] * 255
+    flips = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        image, mask = pipeline(tv_tensors.Image(grey.expand(3, -1, -1).clone()), tv_tensors.Mask(labels[None]))
+        assert image.shape == (3, 48, 56) and mask.shape == (1, 48, 56)
+        pixels, mask = (image * std + mean)[0], mask[0]
+        padded = mask == 255
+        assert torch.allclose(image[:, padded], torch.zeros(())), "padding must be 0 in normalised space"
+        # Pixels at least 2 pixels away from a block edge: bilinear (image) and nearest (mask, floor rule as
+        # cv2/mmseg) resizing put an edge up to ~1.5 pixels apart.
+        interior = torch.zeros_like(mask, dtype=torch.bool)
+        interior[2:-2, 2:-2] = True
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                interior &= torch.roll(mask, (dy, dx), (0, 1)) == mask
+        medians = []
+        for value in torch.unique(mask[interior & ~padded]).tolist():
+            values = pixels[interior & (mask == value)]
+            assert values.max() - values.min() < 2.0, f"seed {seed}: block {value} is not uniform"
+            medians.append(values.median().item())
+        assert medians == sorted(medians), f"seed {seed}: grey levels no longer follow the blocks"
+        first_row = mask[0][mask[0] != 255]
+        flips.add(bool(first_row[0] > first_row[-1]) if len(first_row) > 1 and first_row[0] != first_row[-1] else None)
+    assert {True, False} <= flips, "both flipped and unflipped crops should occur"
+
+
+def test_photometric_distortion_leaves_labels_alone_and_stays_in_range() -> None:
+    image = tv_tensors.Image(torch.rand(3, 20, 24) * 255)
+    mask = tv_tensors.Mask(torch.randint(0, 5, (1, 20, 24)))
+    for seed in range(10):
+        torch.manual_seed(seed)
+        out_image, out_mask = PhotoMetricDistortion()(image, mask)
+        assert torch.equal(out_mask, mask)
+        assert out_image.min() >= 0 and out_image.max() <= 255 + 1e-3
+
+
+def test_category_balanced_crop_avoids_single_class_crops() -> None:
+    mask = torch.zeros(1, 64, 64, dtype=torch.int64)
+    mask[:, :, 48:] = 1  # class 1 only in the right quarter: most 32x32 crops see class 0 alone
+    image = tv_tensors.Image(torch.zeros(3, 64, 64))
+
+    def balanced_fraction(ratio: float) -> float:
+        crop = CategoryBalancedRandomCrop((32, 32), cat_max_ratio=ratio)
+        hits = 0
+        for seed in range(40):
+            torch.manual_seed(seed)
+            _, out = crop(image, tv_tensors.Mask(mask))
+            counts = torch.bincount(out.flatten(), minlength=2).float()
+            hits += bool(counts.max() / counts.sum() < 0.75)
+        return hits / 40
+
+    assert balanced_fraction(0.75) > 0.9 > balanced_fraction(1.0)
+
+
+def test_augmentation_depends_on_epoch_and_row_only() -> None:
+    processor = SegRetImageProcessor()
+    sizes = SizeArguments(crop_size=(32, 32), train_scale=(128, 32), test_scale=(128, 32))
+    augmentation = PaperAugmentation(sizes, processor, seed=0)
+    pixels, label = torch.rand(3, 40, 48) * 255, torch.randint(0, 3, (40, 48))
+    first = augmentation(pixels, label, row=5)
+    torch.manual_seed(123)  # the global generator must not matter
+    assert all(torch.equal(a, b) for a, b in zip(first, augmentation(pixels, label, row=5)))
+    assert not torch.equal(first[0], augmentation(pixels, label, row=6)[0])
+    AugmentationEpochCallback(augmentation).on_epoch_begin(None, TrainerState(epoch=2.5), TrainerControl())
+    assert augmentation.epoch == 2
+    assert not torch.equal(first[0], augmentation(pixels, label, row=5)[0])
+
+
+def test_per_sample_seeds_are_distinct_and_stable() -> None:
+    seeds = {sample_seed(0, epoch, row) for epoch in range(3) for row in range(100)}
+    assert len(seeds) == 300 and sample_seed(0, 1, 2) == sample_seed(0, 1, 2) and min(seeds) >= 0
+    assert normalisation(SegRetImageProcessor()).mean[0] == pytest.approx(0.485 * 255)
+
+
+def test_streaming_metrics_match_a_direct_count() -> None:
+    id2label = {0: "sky", 1: "Traffic Light", 2: "sky "}
+    metrics = StreamingSegmentationMetrics(id2label)
+    assert list(metrics.class_keys) == ["iou_sky", "iou_traffic_light", "iou_sky_2"]
+    first = torch.tensor([[[5, 1, 0], [0, 3, 0], [0, 0, 0]]])
+    second = torch.tensor([[[1, 0, 0], [1, 1, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]])
+    assert metrics(EvalPrediction(predictions=first, label_ids=None), compute_result=False) == {}
+    result = metrics(EvalPrediction(predictions=second, label_ids=None), compute_result=True)
+    assert result["overall_accuracy"] == pytest.approx(10 / 12)
+    assert result["iou_sky"] == pytest.approx(6 / 8) and result["iou_traffic_light"] == pytest.approx(4 / 6)
+    assert np.isnan(result["iou_sky_2"]) and result["mean_iou"] == pytest.approx((6 / 8 + 4 / 6) / 2)
+    again = metrics(EvalPrediction(predictions=first, label_ids=None), compute_result=True)
+    assert again["overall_accuracy"] == pytest.approx(8 / 9), "state must reset after each evaluation"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bad input: fails before training, names what is wrong, leaves no output directory
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fails(args: list[str], error: type[Exception], *fragments: str) -> None:
+    output = Path(args[args.index("--output_dir") + 1])
+    with pytest.raises(error) as raised:
+        main(args)
+    for fragment in fragments:
+        assert fragment in str(raised.value), (fragment, str(raised.value))
+    assert not output.exists(), "a failed start must not create the output directory"
+
+
+def test_missing_column_lists_the_available_ones(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
+    args = run_args(scenes, tiny_model, tmp_path / "o", "--label_column_name", "mask_png")
+    _fails(args, SegmentationDataError, str(scenes), "mask_png", "'image'", "'annotation'")
+
+
+def test_label_value_out_of_range_is_named(tmp_path: Path, tiny_model: Path) -> None:
+    labels = [stripes() for _ in range(3)]
+    labels[2][5, 5] = 9
+    dataset = write_custom_dataset(tmp_path / "data", labels)
+    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    args = run_args(dataset, model, tmp_path / "o", "--max_steps", "1")
+    _fails(args, SegmentationDataError, str(dataset), "'train'", "'annotation'", "row 2", "[9]", "0..2")
+
+
+def test_reduce_labels_hint_when_values_are_one_based(tmp_path: Path) -> None:
+    dataset = write_custom_dataset(tmp_path / "data", [stripes() + 1 for _ in range(2)])
+    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "[3]", "--do_reduce_labels")
+
+
+def test_image_label_size_mismatch_is_named(tmp_path: Path) -> None:
+    labels = [stripes(), stripes()]
+    images = [np.zeros((24, 32, 3), np.uint8), np.zeros((20, 32, 3), np.uint8)]
+    dataset = write_custom_dataset(tmp_path / "data", labels, images=images)
+    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "row 1", "20x32", "24x32")
+
+
+def test_non_image_label_column_is_refused(tmp_path: Path) -> None:
+    dataset = write_custom_dataset(tmp_path / "data", [stripes(), stripes()], label_feature=INT_FEATURE)
+    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "'annotation'", "Value", "not images")
+
+
+def test_colour_coded_label_maps_are_refused(tmp_path: Path) -> None:
+    colour = [np.stack([stripes()] * 3, axis=-1) for _ in range(2)]
+    dataset = write_custom_dataset(tmp_path / "data", colour)
+    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "'RGB'", "row 0", "class id")
+
+
+def test_classes_must_be_known(tmp_path: Path, tiny_model: Path) -> None:
+    dataset = write_custom_dataset(tmp_path / "data", [stripes(), stripes()])
+    (dataset / "id2label.json").unlink()
+    _fails(run_args(dataset, tiny_model, tmp_path / "o"), SegmentationDataError, "--id2label")
+    (tmp_path / "gaps.json").write_text(json.dumps({"0": "a", "2": "b"}))
+    args = run_args(dataset, tiny_model, tmp_path / "o", "--id2label", str(tmp_path / "gaps.json"))
+    _fails(args, SegmentationDataError, "0..N-1")
+
+
+def test_missing_validation_split_when_evaluating(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
+    args = run_args(scenes, tiny_model, tmp_path / "o", "--eval_strategy", "steps", "--validation_split", "val")
+    _fails(args, SegmentationDataError, "'val'", "--validation_split")
+
+
+def test_model_must_be_named(scenes: Path, tmp_path: Path) -> None:
+    args = run_args(scenes, Path("unused"), tmp_path / "o")
+    del args[args.index("--model_name_or_path") : args.index("--model_name_or_path") + 2]
+    _fails(args, ModelSetupError, "--model_variant")
+
+
+def test_non_empty_output_dir_is_refused_unless_overwriting(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
+    output = tmp_path / "o"
+    output.mkdir()
+    (output / "old.txt").write_text("previous run")
+    with pytest.raises(OutputDirectoryError, match="old.txt"):
+        main(run_args(scenes, tiny_model, output, "--max_steps", "1"))
+    assert sorted(p.name for p in output.iterdir()) == ["old.txt"]
+    with pytest.raises(OutputDirectoryError, match="not a checkpoint"):
+        main(run_args(scenes, tiny_model, output, "--resume_from_checkpoint", str(output)))
+    main(run_args(scenes, tiny_model, output, "--max_steps", "1", "--overwrite_output_dir"))
+    assert (output / "model.safetensors").is_file()
+
+
+def test_collator_refuses_out_of_range_labels() -> None:
+    collator = SegmentationCollator(num_labels=3, dataset_name="toy")
+    good = {"pixel_values": torch.zeros(3, 4, 5), "labels": torch.full((4, 5), 255), "row": 0}
+    bad = {"pixel_values": torch.zeros(3, 6, 4), "labels": torch.full((6, 4), 7), "row": 11}
+    taller = {**good, "pixel_values": torch.ones(3, 6, 4), "labels": torch.zeros(6, 4, dtype=torch.int64)}
+    batch = collator([good, taller])
+    assert batch["pixel_values"].shape == (2, 3, 6, 5) and batch["labels"][0, 5, 0] == 255
+    assert batch["image_sizes"].tolist() == [[4, 5], [6, 4]] and batch["pixel_values"][1, :, :, 4].abs().sum() == 0
+    with pytest.raises(SegmentationDataError, match=r"'toy', row 11: label values \[7\]"):
+        collator([good, bad])
+
+
+def test_shipped_sample_dataset_loads_with_its_classes() -> None:
+    from segret_hf.data.loading import load_id2label, load_split
+
+    train = load_split(str(SAMPLE_DATASET_DIR), "train")
+    assert len(train) == 40 and len(load_split(str(SAMPLE_DATASET_DIR), "validation")) == 10
+    assert load_id2label(str(SAMPLE_DATASET_DIR), train, "annotation") == SCENE_ID2LABEL
+    assert sum(p.stat().st_size for p in SAMPLE_DATASET_DIR.rglob("*") if p.is_file()) < 2_000_000
+    example = train[0]
+    label = np.array(example["annotation"])
+    assert example["image"].size == (label.shape[1], label.shape[0])
+    assert set(np.unique(label)) <= set(range(len(CLASS_NAMES))) | {255}
+
+
+@pytest.mark.parametrize("bad", ["0", "axb", "3x4x5"])
+def test_bad_sizes_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="--crop_size"):
+        parse_arguments(["--output_dir", "o", "--crop_size", bad])
+
+
+def test_sample_data_is_reproducible() -> None:
+    from segret_hf.training.sample_data import make_split
+
+    first, second = make_split(2, 5, "train"), make_split(2, 5, "train")
+    assert first[0]["annotation"].tobytes() == second[0]["annotation"].tobytes()
