@@ -6,6 +6,9 @@ All runs use a ~20k-parameter SegRet, 32-pixel crops and a handful of steps, on 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +31,7 @@ from segret_hf.conversion import (
     load_original_checkpoint,
 )
 from segret_hf.data.presets import get_preset
+from segret_hf.evaluation import evaluate
 from segret_hf.training.arguments import DataArguments, ModelArguments, SizeArguments, parse_arguments
 from segret_hf.training.collate import SegmentationCollator
 from segret_hf.training.data import SegmentationDataError, label_mapping
@@ -49,6 +53,7 @@ from training_fixtures import INT_FEATURE, save_tiny_model, stripes, write_custo
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original_checkpoints"
 SCENE_ID2LABEL = dict(enumerate(CLASS_NAMES))
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +161,28 @@ def test_gradient_checkpointing_and_streaming_runs(
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
+def test_two_processes_train_with_ddp_and_gather_metrics_exactly(
+    scenes: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """DDP on two CPU processes (gloo): each sees half the data, and the gathered metrics equal a
+    single-process evaluation of the saved model, although the last batch is padded with duplicates."""
+    output = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TRAIN_SCRIPT),
+        *run_args(scenes, tiny_model, output, "--use_cpu", "--max_steps", "2", "--max_eval_samples", "3",
+                  "--per_device_eval_batch_size", "1"),
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    state = json.loads((output / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and state["epoch"] == pytest.approx(2 / 1), "8 rows / (2 x 4) = 1 step per epoch"
+    metrics = json.loads((output / "eval_results.json").read_text())
+    report = evaluate(str(output), str(scenes), max_samples=3, progress=False)
+    assert metrics["eval_mean_iou"] == pytest.approx(report.metrics["mean_iou"], abs=1e-6)
+    assert metrics["eval_overall_accuracy"] == pytest.approx(report.metrics["overall_accuracy"], abs=1e-6)
+
+
 def test_push_to_hub_goes_through_the_trainer(
     scenes: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,6 +242,21 @@ def test_paper_defaults_apply_only_to_unset_flags(tmp_path: Path, monkeypatch: p
         ["--output_dir", "o", "--dataset_preset", "ade20k", "--model_variant", "large"]
     )
     assert sizes.crop_size == (640, 640) and sizes.test_scale == (2560, 640)
+
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"output_dir": "o", "dataset_preset": "coco-stuff", "learning_rate": 2e-4}))
+    _, data_args, _, args, _ = parse_arguments([str(config)])
+    assert (args.learning_rate, args.max_steps, data_args.dataset_preset) == (2e-4, 80_000, "coco-stuff")
+
+
+def test_sample_dataset_brings_cpu_sized_defaults() -> None:
+    _, data_args, output_args, args, sizes = parse_arguments(["--model_variant", "tiny", "--output_dir", "o"])
+    assert Path(data_args.dataset_name) == SAMPLE_DATASET_DIR and sizes.crop_size == (96, 96)
+    assert (args.max_steps, args.learning_rate, args.eval_strategy.value, output_args.prediction_overlays) == (
+        150, 3e-4, "steps", 2,
+    )
+    _, _, _, args, sizes = parse_arguments(["--output_dir", "o", "--max_steps", "5", "--crop_size", "64"])
+    assert args.max_steps == 5 and sizes.crop_size == (64, 64)
 
 
 def test_preset_label_mappings() -> None:

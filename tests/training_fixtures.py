@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
+import torch
 from datasets import Dataset, Features, Image, Value
 
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
@@ -29,14 +30,16 @@ TINY_ARCHITECTURE: dict[str, Any] = {
 
 
 def save_tiny_model(folder: Path, id2label: dict[int, str], **overrides: Any) -> Path:
-    """A randomly initialised SegRet of ~20k parameters, saved with `save_pretrained`."""
+    """A SegRet of ~20k parameters with fixed random weights (seed 0), saved with `save_pretrained`."""
     config = SegRetConfig(
         **{**TINY_ARCHITECTURE, **overrides},
         num_labels=len(id2label),
         id2label=id2label,
         label2id={name: index for index, name in id2label.items()},
     )
-    SegRetForSemanticSegmentation(config).save_pretrained(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        SegRetForSemanticSegmentation(config).save_pretrained(folder)
     return folder
 
 

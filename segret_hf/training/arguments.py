@@ -23,7 +23,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..configuration_segret import SEGRET_VARIANTS
 from ..data.presets import DATASET_PRESETS, DatasetPreset, get_preset
-from .sample_data import SAMPLE_DATASET_DIR
+from .sample_data import SAMPLE_DATASET_DIR, SAMPLE_JOB_DEFAULTS
 
 PAPER_LEARNING_RATE = 1e-4
 PAPER_WEIGHT_DECAY = 0.01
@@ -64,7 +64,8 @@ class DataArguments:
         default=str(SAMPLE_DATASET_DIR),
         metadata={
             "help": "Hub dataset id, local folder in Hub layout (data/train-*.parquet, ...) or save_to_disk "
-            "folder. Defaults to the small synthetic dataset shipped with segret_hf."
+            "folder. Defaults to the small synthetic dataset shipped with segret_hf, which also brings CPU-sized "
+            "defaults (96-pixel crops, 150 steps, evaluation every 50, 2 prediction pictures)."
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration (Hub)."})
@@ -201,10 +202,11 @@ def _explicit_arguments(parser: HfArgumentParser, argv: list[str]) -> dict[str, 
     return vars(parser.parse_args(argv))
 
 
-def paper_defaults(
+def default_values(
     model_args: ModelArguments, data_args: DataArguments, explicit: dict[str, Any], world_size: int
 ) -> dict[str, Any]:
-    """`TrainingArguments` values of the paper's recipe for every flag the user left unset."""
+    """Values for every flag the user left unset: the paper's recipe, the preset's facts, or (on the shipped
+    sample dataset) CPU-sized settings."""
     defaults: dict[str, Any] = {
         "learning_rate": PAPER_LEARNING_RATE,
         "weight_decay": PAPER_WEIGHT_DECAY,
@@ -213,6 +215,8 @@ def paper_defaults(
         # Metrics come from a streaming confusion matrix, updated batch by batch.
         "batch_eval_metrics": True,
         "metric_for_best_model": "mean_iou",
+        # Every parameter takes part in every forward pass; the search DDP would otherwise do is wasted.
+        "ddp_find_unused_parameters": False,
     }
     if "lr_scheduler_type" not in explicit:
         defaults["lr_scheduler_type"] = "polynomial"
@@ -226,6 +230,8 @@ def paper_defaults(
         defaults["per_device_train_batch_size"] = max(1, per_device)
         defaults["learning_rate"] = preset.learning_rate
         defaults["weight_decay"] = preset.weight_decay
+    elif Path(data_args.dataset_name).resolve() == SAMPLE_DATASET_DIR:
+        defaults.update(SAMPLE_JOB_DEFAULTS)
     return {key: value for key, value in defaults.items() if key not in explicit}
 
 
@@ -238,7 +244,7 @@ def parse_arguments(
     own_parser = HfArgumentParser((ModelArguments, DataArguments))
     model_args, data_args = own_parser.parse_dict(explicit, allow_extra_keys=True)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    values = {**paper_defaults(model_args, data_args, explicit, world_size), **explicit}
+    values = {**default_values(model_args, data_args, explicit, world_size), **explicit}
     model_args, data_args, output_args, training_args = _parser().parse_dict(values)
     sizes = resolve_sizes(data_args, preset_for(model_args, data_args))
     return model_args, data_args, output_args, training_args, sizes

@@ -5,6 +5,7 @@ Only what the stock Trainer cannot express is overridden:
 * `create_optimizer`: parameter groups with per-group weight decay and learning rate (see `optim`).
 * `compute_loss`: the batch carries `image_sizes` / `label_sizes` for evaluation; only the model inputs are
   passed to the network.
+* `evaluate`: every process evaluates the main process's BatchNorm statistics (the saved ones).
 * `prediction_step`: each validation image runs at its own size (the paper's test protocol, no padding
   effects), its logits are resized to its label's size, and the step returns a per-image confusion matrix
   instead of logits. Full-resolution logits never leave the step, and the Trainer's cross-process
@@ -63,6 +64,14 @@ class SegRetTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         model_inputs = {key: inputs[key] for key in MODEL_INPUTS if key in inputs}
         return super().compute_loss(model, model_inputs, return_outputs, num_items_in_batch)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Evaluate the weights that get saved: the main process's. Without SyncBatchNorm (CPU processes)
+        each process's BatchNorm running statistics drift apart, so they are taken from process 0 first."""
+        if self.args.world_size > 1 and torch.distributed.is_initialized():
+            for buffer in self.accelerator.unwrap_model(self.model).buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
+        return super().evaluate(*args, **kwargs)
 
     def prediction_step(
         self,
