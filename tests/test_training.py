@@ -142,6 +142,16 @@ def test_resume_continues_exactly(scenes: Path, tiny_model: Path, tmp_path: Path
     assert losses_after_step_3(tmp_path / "resumed") == losses_after_step_3(tmp_path / "straight")
 
 
+def test_gradient_accumulation_reports_the_same_loss_scale(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """Two micro-batches of 2 rows must report (and step on) the mean loss, like one batch of 4 rows."""
+    common = ("--max_steps", "1", "--logging_steps", "1", "--eval_strategy", "no", "--max_eval_samples", "1")
+    main(run_args(scenes, tiny_model, tmp_path / "whole", *common))
+    main(run_args(scenes, tiny_model, tmp_path / "accumulated", *common, "--per_device_train_batch_size", "2",
+                  "--gradient_accumulation_steps", "2"))  # fmt: skip
+    whole, accumulated = (log_history(tmp_path / name)[0]["loss"] for name in ("whole", "accumulated"))
+    assert accumulated == pytest.approx(whole, rel=0.15)
+
+
 @pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")
 def test_gradient_checkpointing_and_streaming_runs(
     scenes: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -487,7 +497,9 @@ def test_classes_must_be_known(tmp_path: Path, tiny_model: Path) -> None:
     _fails(run_args(dataset, tiny_model, tmp_path / "o"), SegmentationDataError, "--id2label")
     (tmp_path / "gaps.json").write_text(json.dumps({"0": "a", "2": "b"}))
     args = run_args(dataset, tiny_model, tmp_path / "o", "--id2label", str(tmp_path / "gaps.json"))
-    _fails(args, SegmentationDataError, "0..N-1")
+    _fails(args, SegmentationDataError, "class ids must be exactly 0..1")
+    args = run_args(dataset, tiny_model, tmp_path / "o", "--id2label", str(tmp_path / "missing.json"))
+    _fails(args, SegmentationDataError, "missing.json", "neither an existing JSON file")
 
 
 def test_missing_validation_split_when_evaluating(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:

@@ -80,7 +80,11 @@ class DataArguments:
     image_column_name: str | None = field(default=None, metadata={"help": "Column holding the images."})
     label_column_name: str | None = field(default=None, metadata={"help": "Column holding the label maps."})
     id2label: str | None = field(
-        default=None, metadata={"help": 'JSON file mapping class ids to names, e.g. {"0": "sky", ...}.'}
+        default=None,
+        metadata={
+            "help": 'Class names: a JSON file ({"0": "sky", ...} or a list) or a built-in label set (ade20k, '
+            "cityscapes, coco-stuff, coco-stuff-10k)."
+        },
     )
     do_reduce_labels: bool | None = field(
         default=None,

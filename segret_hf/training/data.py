@@ -8,7 +8,6 @@ worker process.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import datasets
 import numpy as np
 import PIL.Image
 
+from ..conversion import load_id2label as load_id2label_spec
 from ..data.label_sets import IGNORE_INDEX
 from ..data.loading import load_id2label, load_split, resolve_columns
 from ..data.presets import DatasetPreset
@@ -121,17 +121,11 @@ def resolve_id2label(
 ) -> dict[int, str]:
     """Class names by id: `--id2label`, else the preset, else what the dataset declares."""
     if data_args.id2label is not None:
-        path = Path(data_args.id2label)
-        if not path.is_file():
-            raise SegmentationDataError(f"--id2label {str(path)!r} does not exist.")
         try:
-            id2label = {int(key): str(value) for key, value in json.loads(path.read_text(encoding="utf-8")).items()}
-        except (AttributeError, ValueError) as error:
-            raise SegmentationDataError(
-                f"--id2label {str(path)!r} must be a JSON object mapping class ids to names, e.g. "
-                f'{{"0": "sky", "1": "road"}}: {error}'
-            ) from error
-        source = str(path)
+            id2label, _ = load_id2label_spec(data_args.id2label)  # a JSON file or a built-in label set
+        except ValueError as error:
+            raise SegmentationDataError(str(error)) from error
+        source = data_args.id2label
     elif preset is not None:
         id2label, source = preset.label_set.id2label, f"preset {preset.name!r}"
     else:
@@ -194,7 +188,9 @@ def label_array(value: Any, source: SplitSource, row: int) -> np.ndarray:
     return label.astype(np.int64)
 
 
-def train_id_label(value: Any, mapping: LabelMapping, source: SplitSource, row: int) -> tuple[np.ndarray, np.ndarray]:
+def train_id_label(
+    value: Any, mapping: LabelMapping, source: SplitSource, row: int
+) -> tuple[np.ndarray, np.ndarray]:
     """`(raw ids, train ids)` of a decoded label map; conversion errors name the row."""
     raw = label_array(value, source, row)
     try:
@@ -207,12 +203,9 @@ def image_hw(value: Any, source: SplitSource, row: int) -> tuple[int, int]:
     """`(height, width)` of a decoded image, or a SegmentationDataError when the value is not an image."""
     if isinstance(value, PIL.Image.Image):
         return value.height, value.width
-    array = np.asarray(value) if isinstance(value, np.ndarray) else None
-    if array is None or array.ndim not in (2, 3):
-        raise SegmentationDataError(
-            f"{source.where(row, source.image_column)} holds a {type(value).__name__}, not an image."
-        )
-    return array.shape[0], array.shape[1]
+    if isinstance(value, np.ndarray) and value.ndim in (2, 3):
+        return value.shape[0], value.shape[1]
+    raise SegmentationDataError(f"{source.where(row, source.image_column)} holds a {type(value).__name__}, not an image.")
 
 
 def check_sample(image: Any, label: np.ndarray, mapping: LabelMapping, source: SplitSource, row: int) -> None:

@@ -36,11 +36,12 @@ from .data import (
 from .models import build_model
 from .overlays import write_prediction_overlays
 from .trainer import AugmentationEpochCallback, SegRetTrainer, StreamingSegmentationMetrics
-from .transforms import PaperAugmentation, SplitTransform, TestResize
+from .transforms import EvaluationResize, PaperAugmentation, SplitTransform
 
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_DIR = "predictions"
+STREAM_SHUFFLE_BUFFER = 1000
 
 
 class OutputDirectoryError(ValueError):
@@ -65,7 +66,11 @@ def check_output_dir(training_args: TrainingArguments, output_args: OutputArgume
 
 
 def _prepare_split(
-    raw: Split, source: SplitSource, processor: SegRetImageProcessor, mapping: LabelMapping, transform: object
+    raw: Split,
+    source: SplitSource,
+    processor: SegRetImageProcessor,
+    mapping: LabelMapping,
+    transform: PaperAugmentation | EvaluationResize,
 ) -> Split:
     """Attach the decode + transform step lazily: nothing is materialised, rows are transformed when read."""
     split_transform = SplitTransform(processor, mapping, source, transform)
@@ -112,6 +117,18 @@ def _setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
+def _final_evaluation(trainer: SegRetTrainer) -> dict[str, float]:
+    """Metrics of the final model: those of an evaluation already run at the last step, else a new one.
+
+    Evaluating a large validation set twice in a row (last step, then end of training) would only cost time.
+    """
+    state = trainer.state
+    last = next((entry for entry in reversed(state.log_history) if "eval_mean_iou" in entry), None)
+    if last is not None and last["step"] == state.global_step and not trainer.args.load_best_model_at_end:
+        return {key: value for key, value in last.items() if key.startswith("eval_") or key == "epoch"}
+    return trainer.evaluate()
+
+
 def train(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -146,10 +163,13 @@ def train(
         do_reduce_labels=mapping.reduce_labels,
     )
     augmentation = PaperAugmentation(sizes, processor, seed=training_args.seed, ignore_index=mapping.ignore_index)
+    if isinstance(train_raw, datasets.IterableDataset):
+        # A stream has no sampler: shuffle through a buffer, reseeded every epoch by the Trainer.
+        train_raw = train_raw.shuffle(seed=training_args.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
     train_dataset = _prepare_split(train_raw, train_source, processor, mapping, augmentation)
     eval_dataset = None
     if eval_raw is not None:
-        eval_dataset = _prepare_split(eval_raw, eval_source, processor, mapping, TestResize(processor))
+        eval_dataset = _prepare_split(eval_raw, eval_source, processor, mapping, EvaluationResize(processor))
 
     run = RunDescription(
         dataset_name=data_args.dataset_name,
@@ -181,7 +201,7 @@ def train(
 
     eval_metrics: dict[str, float] = {}
     if eval_dataset is not None:
-        eval_metrics = trainer.evaluate()
+        eval_metrics = _final_evaluation(trainer)
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         if output_args.prediction_overlays > 0 and trainer.is_world_process_zero():

@@ -230,7 +230,7 @@ class PaperAugmentation:
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)[0]
 
 
-class TestResize:
+class EvaluationResize:
     """The paper's test preprocessing: the image processor's keep-ratio resize and normalisation.
 
     The label map keeps its original size: metrics are computed after resizing the logits to it.
@@ -255,7 +255,7 @@ class SplitTransform:
         processor: SegRetImageProcessor,
         mapping: LabelMapping,
         source: SplitSource,
-        transform: PaperAugmentation | TestResize,
+        transform: PaperAugmentation | EvaluationResize,
     ) -> None:
         self.processor = processor
         self.mapping = mapping
