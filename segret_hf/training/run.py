@@ -142,12 +142,14 @@ def train(
         raise SegmentationDataError("--streaming needs --max_steps: a stream has no length to count epochs by.")
     preset = preset_for(model_args, data_args)
 
-    train_raw = load_training_split(data_args, data_args.train_split, data_args.max_train_samples)
-    train_source = resolve_split_columns(data_args, preset, train_raw, data_args.train_split)
-    id2label = resolve_id2label(data_args, preset, train_raw, train_source.label_column)
-    mapping = label_mapping(data_args, preset, len(id2label))
-    check_split(train_raw, train_source, mapping, data_args.rows_to_check)
-    eval_raw, eval_source = _validation_split(data_args, preset, mapping, training_args.do_eval)
+    # The main process prepares the datasets cache first; the others then read it instead of racing to write it.
+    with training_args.main_process_first(desc="loading and checking the dataset"):
+        train_raw = load_training_split(data_args, data_args.train_split, data_args.max_train_samples)
+        train_source = resolve_split_columns(data_args, preset, train_raw, data_args.train_split)
+        id2label = resolve_id2label(data_args, preset, train_raw, train_source.label_column)
+        mapping = label_mapping(data_args, preset, len(id2label))
+        check_split(train_raw, train_source, mapping, data_args.rows_to_check)
+        eval_raw, eval_source = _validation_split(data_args, preset, mapping, training_args.do_eval)
     logger.info(
         "Classes: %d (%s...); labels: %s; crop %s, train scale %s, test scale %s",
         len(id2label), list(id2label.values())[:5], mapping.describe(), sizes.crop_size, sizes.train_scale,
