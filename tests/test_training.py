@@ -37,7 +37,7 @@ from segret_hf.training.collate import SegmentationCollator
 from segret_hf.training.data import SegmentationDataError, label_mapping
 from segret_hf.training.models import ModelSetupError, build_model
 from segret_hf.training.optim import BACKBONE_NORM_LR_MULTIPLIER, parameter_groups
-from segret_hf.training.run import OutputDirectoryError, main
+from segret_hf.training.run import OutputDirectoryError, main, sync_batch_norm
 from segret_hf.training.sample_data import CLASS_NAMES, SAMPLE_DATASET_DIR
 from segret_hf.training.trainer import AugmentationEpochCallback, StreamingSegmentationMetrics
 from segret_hf.training.transforms import (
@@ -309,6 +309,19 @@ def test_backbone_from_folder_and_original_checkpoint(tmp_path: Path, tiny_model
     assert model.config.num_labels == 3
     with pytest.raises(CheckpointConversionError):
         build_model(ModelArguments(model_variant="tiny", backbone_checkpoint=rmt), {0: "a", 1: "b"})
+
+
+def test_batch_norm_is_synchronised_across_gpu_processes_only(tiny_model: Path) -> None:
+    def batch_norms(model: torch.nn.Module) -> set[type]:
+        return {type(m) for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+    gpus = SimpleNamespace(world_size=2, device=torch.device("cuda"))
+    model = sync_batch_norm(SegRetForSemanticSegmentation.from_pretrained(tiny_model), gpus)
+    assert batch_norms(model) == {torch.nn.SyncBatchNorm}
+    for arguments in (SimpleNamespace(world_size=1, device=torch.device("cuda")),
+                      SimpleNamespace(world_size=2, device=torch.device("cpu"))):  # fmt: skip
+        model = sync_batch_norm(SegRetForSemanticSegmentation.from_pretrained(tiny_model), arguments)
+        assert batch_norms(model) == {torch.nn.BatchNorm2d}
 
 
 def test_parameter_groups_follow_the_paper(tiny_model: Path) -> None:

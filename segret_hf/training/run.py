@@ -95,7 +95,7 @@ def _validation_split(
     return raw, source
 
 
-def _sync_batch_norm(model: nn.Module, training_args: TrainingArguments) -> nn.Module:
+def sync_batch_norm(model: nn.Module, training_args: TrainingArguments) -> nn.Module:
     """BatchNorm statistics over the global batch when training on several GPUs (as mmseg's SyncBN)."""
     if training_args.world_size > 1:
         if training_args.device.type == "cpu":
@@ -157,7 +157,7 @@ def train(
     )
 
     set_seed(training_args.seed)
-    model = _sync_batch_norm(build_model(model_args, id2label), training_args)
+    model = sync_batch_norm(build_model(model_args, id2label), training_args)
     # Every process has passed the checks before the main one creates the output directory.
     PartialState().wait_for_everyone()
     processor = SegRetImageProcessor(
