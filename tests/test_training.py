@@ -501,7 +501,7 @@ def test_colour_coded_label_maps_are_refused(tmp_path: Path) -> None:
     colour = [np.stack([stripes()] * 3, axis=-1) for _ in range(2)]
     dataset = write_custom_dataset(tmp_path / "data", colour)
     model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
-    _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "'RGB'", "row 0", "class id")
+    _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "'RGB'", "row 0", "single-channel")
 
 
 def test_classes_must_be_known(tmp_path: Path, tiny_model: Path) -> None:

@@ -22,14 +22,13 @@ from ..data.label_sets import IGNORE_INDEX
 from ..data.loading import load_id2label, load_split, resolve_columns
 from ..data.presets import DatasetPreset
 from ..evaluation import LabelConversion
+from ..evaluation import _label_array as read_label_array
 from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
 INDEX_COLUMN = "__segret_row__"
 """Row number added to every split: augmentation randomness and error messages are keyed by it."""
-
-_INDEX_MAP_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
 
 Split = datasets.Dataset | datasets.IterableDataset
 
@@ -169,23 +168,11 @@ def resolve_split_columns(
 
 
 def label_array(value: Any, source: SplitSource, row: int) -> np.ndarray:
-    """`(H, W)` int64 raw class ids from a decoded label map, or a SegmentationDataError saying where."""
-    if isinstance(value, PIL.Image.Image):
-        if value.mode not in _INDEX_MAP_MODES:
-            raise SegmentationDataError(
-                f"{source.where(row, source.label_column)} is a {value.mode!r} image; label maps must hold one "
-                "class id per pixel (modes L, P, I;16, I). Convert colour-coded masks to class ids first."
-            )
-        value = np.array(value)
-    label = np.asarray(value)
-    if label.ndim == 3 and label.shape[-1] == 1:
-        label = label[..., 0]
-    if label.ndim != 2 or not (np.issubdtype(label.dtype, np.integer) or label.dtype == np.bool_):
-        raise SegmentationDataError(
-            f"{source.where(row, source.label_column)} has shape {label.shape} and dtype {label.dtype}; expected a "
-            "(height, width) map of integer class ids."
-        )
-    return label.astype(np.int64)
+    """`(H, W)` int64 raw class ids from a decoded label map (evaluation's reader), errors naming the place."""
+    try:
+        return read_label_array(value, row)
+    except ValueError as error:
+        raise SegmentationDataError(f"{source.where(row, source.label_column)}: {error}") from error
 
 
 def train_id_label(

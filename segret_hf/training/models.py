@@ -13,25 +13,16 @@ from pathlib import Path
 
 import torch
 
-from ..configuration_segret import SegRetConfig
+from ..configuration_segret import _PER_STAGE_FIELDS, SegRetConfig
 from ..conversion import RMT_IMAGENET_FORMAT, convert_checkpoint, load_original_checkpoint
 from ..modeling_segret import SegRetForSemanticSegmentation, SegRetModel
 from .arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
 
-# Fields that define the backbone network. Weights cannot tell which stages are decomposed, so a converted
-# backbone must agree with the model on all of them, not only on tensor shapes.
-BACKBONE_FIELDS = (
-    "hidden_sizes",
-    "depths",
-    "num_attention_heads",
-    "decay_init_values",
-    "decay_heads_ranges",
-    "mlp_ratios",
-    "decomposed_retention",
-    "layer_scale",
-)
+# Every per-stage field defines the backbone. Weights cannot tell which stages are decomposed, so a
+# converted backbone must agree with the model on all of them, not only on tensor shapes.
+BACKBONE_FIELDS = _PER_STAGE_FIELDS
 
 
 class ModelSetupError(ValueError):
