@@ -23,6 +23,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..configuration_segret import SEGRET_VARIANTS
 from ..data.presets import DATASET_PRESETS, DatasetPreset, get_preset
+from ..inference import parse_hw
 from .sample_data import SAMPLE_DATASET_DIR, SAMPLE_JOB_DEFAULTS
 
 PAPER_LEARNING_RATE = 1e-4
@@ -149,17 +150,11 @@ class SizeArguments:
 
 
 def parse_size(text: str, what: str) -> tuple[int, int]:
-    """`"512"` -> (512, 512); `"512x1024"` -> (512, 1024). Raises ValueError naming the flag."""
-    parts = str(text).lower().replace("*", "x").split("x")
+    """`"512"` -> (512, 512); `"512x1024"` -> (512, 1024); a ValueError naming the flag otherwise."""
     try:
-        values = tuple(int(part) for part in parts)
-    except ValueError:
-        values = ()
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) <= 0:
-        raise ValueError(f"--{what} must be a positive integer N or AxB (e.g. 512 or 512x1024), got {text!r}.")
-    return values
+        return parse_hw(str(text))
+    except ValueError as error:
+        raise ValueError(f"--{what}: {error}") from error
 
 
 def resolve_sizes(data_args: DataArguments, preset: DatasetPreset | None) -> SizeArguments:
