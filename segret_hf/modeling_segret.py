@@ -259,6 +259,9 @@ class SegRetPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True
     _can_compile_fullgraph = True
+    # The loss is a mean over this batch's labelled pixels, not a sum to be divided by `num_items_in_batch`:
+    # the Trainer must do the gradient-accumulation and multi-process scaling itself.
+    accepts_loss_kwargs = False
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -41,10 +41,6 @@ class SegRetTrainer(Trainer):
 
     def __init__(self, *args: Any, write_model_card: Callable[[Trainer], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # SegRet's forward accepts **kwargs (transformers' generic call sites pass extras), which makes the
-        # Trainer assume the model normalises its loss by `num_items_in_batch`. It returns a per-batch mean,
-        # so the Trainer must do the gradient-accumulation / multi-process scaling itself.
-        self.model_accepts_loss_kwargs = False
         self._write_model_card = write_model_card
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
