@@ -60,7 +60,7 @@ SEGRET_VARIANTS: dict[str, dict[str, Any]] = {
     },
 }
 
-_PER_STAGE_FIELDS = (
+PER_STAGE_FIELDS = (
     "hidden_sizes",
     "depths",
     "num_attention_heads",
@@ -70,6 +70,7 @@ _PER_STAGE_FIELDS = (
     "decomposed_retention",
     "layer_scale",
 )
+"""Fields with one entry per stage. Together they define the backbone's architecture."""
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flex_attention")
 
@@ -136,14 +137,14 @@ class SegRetConfig(PreTrainedConfig):
     semantic_loss_ignore_index: int = 255
 
     def __post_init__(self, **kwargs: Any) -> None:
-        for name in _PER_STAGE_FIELDS:
+        for name in PER_STAGE_FIELDS:
             setattr(self, name, list(getattr(self, name)))
         super().__post_init__(**kwargs)
         self._check_values()
 
     def _check_values(self) -> None:
         """Reject configurations that cannot build the network, naming the field and the fix."""
-        for name in _PER_STAGE_FIELDS:
+        for name in PER_STAGE_FIELDS:
             value = getattr(self, name)
             if len(value) != 4:
                 raise ValueError(
@@ -175,4 +176,4 @@ class SegRetConfig(PreTrainedConfig):
         return cls(**{**SEGRET_VARIANTS[name], **overrides})
 
 
-__all__ = ["SegRetConfig", "SEGRET_VARIANTS", "ATTENTION_IMPLEMENTATIONS"]
+__all__ = ["SegRetConfig", "SEGRET_VARIANTS", "ATTENTION_IMPLEMENTATIONS", "PER_STAGE_FIELDS"]

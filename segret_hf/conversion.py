@@ -27,6 +27,7 @@ from .configuration_segret import SEGRET_VARIANTS, SegRetConfig
 from .data.label_sets import LABEL_SETS, canonical_name, get_label_set
 from .data.presets import get_preset
 from .image_processing_segret import SegRetImageProcessor
+from .inference import parse_hw
 from .model_card import SourceCheckpoint, render_model_card
 from .modeling_segret import SegRetForSemanticSegmentation
 
@@ -142,8 +143,6 @@ def config_from_architecture(architecture: dict[str, Any], **overrides: Any) -> 
 
 def config_from_variant(variant: str, **overrides: Any) -> SegRetConfig:
     """Config of a released size; the conversion-side twin of `config_from_architecture`."""
-    if variant not in SEGRET_VARIANTS:
-        raise ValueError(f"Unknown SegRet variant {variant!r}; choose one of {sorted(SEGRET_VARIANTS)}.")
     return SegRetConfig.from_variant(variant, **overrides)
 
 
@@ -445,13 +444,10 @@ def parse_image_size(value: str | int | None) -> dict[str, int] | None:
     """`"512"` or `512` -> 512x512; `"512x1024"` -> height 512, width 1024; None keeps the processor default."""
     if value is None:
         return None
-    parts = str(value).lower().split("x")
     try:
-        height, width = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
-    except (ValueError, IndexError):
-        raise ValueError(f"Image size must be N or HxW (e.g. 512 or 512x1024), got {value!r}.") from None
-    if len(parts) > 2 or height <= 0 or width <= 0:
-        raise ValueError(f"Image size must be N or HxW with positive sides, got {value!r}.")
+        height, width = parse_hw(str(value))
+    except ValueError as error:
+        raise ValueError(f"Image size: {error}") from None
     return {"height": height, "width": width}
 
 

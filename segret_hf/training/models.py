@@ -13,16 +13,12 @@ from pathlib import Path
 
 import torch
 
-from ..configuration_segret import _PER_STAGE_FIELDS, SegRetConfig
+from ..configuration_segret import PER_STAGE_FIELDS, SegRetConfig
 from ..conversion import RMT_IMAGENET_FORMAT, convert_checkpoint, load_original_checkpoint
 from ..modeling_segret import SegRetForSemanticSegmentation, SegRetModel
 from .arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
-
-# Every per-stage field defines the backbone. Weights cannot tell which stages are decomposed, so a
-# converted backbone must agree with the model on all of them, not only on tensor shapes.
-BACKBONE_FIELDS = _PER_STAGE_FIELDS
 
 
 class ModelSetupError(ValueError):
@@ -60,9 +56,11 @@ def backbone_state_dict(checkpoint: str, config: SegRetConfig) -> dict[str, torc
         original = replace(load_original_checkpoint(checkpoint), format=RMT_IMAGENET_FORMAT, head={})
         return convert_checkpoint(original, copy.deepcopy(config)).segret.state_dict()
     backbone = SegRetModel.from_pretrained(checkpoint)
+    # Weights cannot tell which stages are decomposed, so a converted backbone must agree with the model on
+    # every per-stage field, not only on tensor shapes.
     differences = [
         f"{name}: {getattr(backbone.config, name)} (checkpoint) vs {getattr(config, name)} (model)"
-        for name in BACKBONE_FIELDS
+        for name in PER_STAGE_FIELDS
         if list(getattr(backbone.config, name)) != list(getattr(config, name))
     ]
     if differences:
