@@ -24,11 +24,10 @@ from typing import Any
 
 import datasets
 import numpy as np
-import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
-from .data.label_sets import IGNORE_INDEX
+from .data.label_maps import LabelMapError, LabelMapping, label_map_array
 from .data.loading import load_id2label, load_split, resolve_columns
 from .data.presets import DatasetPreset, get_preset
 from .inference import InferenceProtocol, SegmentationInferencer, image_size
@@ -36,8 +35,6 @@ from .metrics import SegmentationMetric, format_per_class_table
 from .visualization import palette_for_labels, side_by_side
 
 logger = logging.getLogger(__name__)
-
-_INDEX_MAP_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 @dataclass(frozen=True)
@@ -131,48 +128,6 @@ def check_label_compatibility(
             )
 
 
-def reduce_labels(label: np.ndarray) -> np.ndarray:
-    """ADE20K/COCO-Stuff "reduce labels": 0 (unlabelled) -> 255, every other id -> id - 1, 255 stays."""
-    label = label.astype(np.int64)
-    return np.where((label == 0) | (label == IGNORE_INDEX), IGNORE_INDEX, label - 1)
-
-
-@dataclass(frozen=True)
-class LabelConversion:
-    """How stored label maps become train ids: ADE20K-style reduction, a raw-id lookup table, or as stored.
-
-    Same rule as training (`segret_hf.training`): the reduce flag first, else a preset's lookup table for
-    raw annotation ids (Cityscapes labelIds, COCO-Stuff ids) unless the maps already hold train ids.
-    """
-
-    reduce: bool = False
-    lookup: np.ndarray | None = field(default=None, repr=False)
-
-    @classmethod
-    def for_dataset(
-        cls, preset: DatasetPreset | None, do_reduce_labels: bool | None, labels_are_train_ids: bool = False
-    ) -> LabelConversion:
-        """The conversion implied by the flags and the preset (`do_reduce_labels=None`: the preset's)."""
-        reduce = do_reduce_labels if do_reduce_labels is not None else bool(preset and preset.do_reduce_labels)
-        use_lookup = preset is not None and not reduce and not labels_are_train_ids
-        return cls(reduce=reduce, lookup=preset.label_set.lut() if use_lookup else None)
-
-    def __call__(self, label: np.ndarray) -> np.ndarray:
-        if self.reduce:
-            return reduce_labels(label)
-        if self.lookup is not None:
-            if label.min() < 0 or label.max() >= len(self.lookup):
-                raise ValueError(f"raw label values must lie in [0, {len(self.lookup) - 1}] for the lookup table")
-            return self.lookup[label].astype(np.int64)
-        return label
-
-    def describe(self) -> str:
-        """Short name for reports and error messages."""
-        if self.reduce:
-            return "reduce labels (0 -> 255, l -> l - 1)"
-        return "preset lookup table (raw ids -> train ids)" if self.lookup is not None else "as stored (train ids)"
-
-
 def _decoder(feature: Any) -> Any:
     """How to turn a stored value of `feature` into an image/array (Image features decode lazily)."""
     if isinstance(feature, datasets.Image):
@@ -180,53 +135,26 @@ def _decoder(feature: Any) -> Any:
     return np.asarray
 
 
-def _label_array(value: Any, index: int) -> np.ndarray:
-    """`(H, W)` int64 class ids from a decoded label, or a ValueError naming the sample."""
-    if isinstance(value, PIL.Image.Image):
-        if value.mode not in _INDEX_MAP_MODES:
-            raise ValueError(
-                f"The label of sample {index} is a {value.mode!r} image; labels must be single-channel class-id "
-                "maps (modes L, P, I;16, I). Convert colour-coded masks to class ids first."
-            )
-        value = np.array(value)
-    label = np.asarray(value)
-    if label.ndim == 3 and 1 in (label.shape[0], label.shape[-1]):
-        label = label.squeeze(0 if label.shape[0] == 1 else -1)
-    if label.ndim != 2 or not (np.issubdtype(label.dtype, np.integer) or label.dtype == np.bool_):
+def _check_label_values(label: np.ndarray, index: int, mapping: LabelMapping) -> None:
+    """Fail on the first sample whose labels are not class ids of the model (or the ignore index)."""
+    bad = mapping.invalid_values(label)
+    if bad.size:
         raise ValueError(
-            f"The label of sample {index} has shape {label.shape} and dtype {label.dtype}; expected a "
-            "(height, width) map of integer class ids."
-        )
-    return label.astype(np.int64)
-
-
-def _check_label_values(label: np.ndarray, index: int, num_labels: int, ignore_index: int, how: str) -> None:
-    """Fail on the first sample whose labels are not class ids of the model (or `ignore_index`)."""
-    bad = (label != ignore_index) & ((label < 0) | (label >= num_labels))
-    if bad.any():
-        raise ValueError(
-            f"Sample {index} has label values {np.unique(label[bad])[:10].tolist()} outside the model's class ids "
-            f"[0, {num_labels - 1}] (and not the ignore value {ignore_index}); labels were read {how}. If 0 "
-            "means 'unlabelled' (ADE20K, COCO-Stuff-10k) pass --do_reduce_labels; raw Cityscapes / COCO-Stuff "
-            "ids need their --dataset_preset; maps already in train ids need --labels_are_train_ids."
+            f"Sample {index} has label values {bad[:10].tolist()} outside the model's class ids "
+            f"[0, {mapping.num_labels - 1}] (and not the ignore value {mapping.ignore_index}); labels were read "
+            f"{mapping.describe()}. If 0 means 'unlabelled' (ADE20K, COCO-Stuff-10k) pass --do_reduce_labels; raw "
+            "Cityscapes / COCO-Stuff ids need their --dataset_preset; maps already in train ids need "
+            "--labels_are_train_ids."
         )
 
 
 class _SampleReader:
     """Decodes rows into `(index, image, train-id label)`, recording unreadable ones instead of raising."""
 
-    def __init__(
-        self,
-        dataset: datasets.Dataset,
-        image_column: str,
-        label_column: str,
-        convert: LabelConversion,
-        num_labels: int,
-        ignore_index: int,
-    ) -> None:
+    def __init__(self, dataset: datasets.Dataset, image_column: str, label_column: str, mapping: LabelMapping) -> None:
         self.columns = (image_column, label_column)
         self.decoders = {column: _decoder(dataset.features[column]) for column in self.columns}
-        self.convert, self.num_labels, self.ignore_index = convert, num_labels, ignore_index
+        self.mapping = mapping
         self.failures: list[SampleFailure] = []
 
     def without_decoding(self, dataset: datasets.Dataset) -> datasets.Dataset:
@@ -245,17 +173,17 @@ class _SampleReader:
             except Exception as error:  # any decoder failure: record it with the index, keep going
                 self.failures.append(SampleFailure(index, column, f"{type(error).__name__}: {error}"))
                 return None
-        image, label = decoded[0], _label_array(decoded[1], index)
+        image, label = decoded[0], label_map_array(decoded[1], f"The label of sample {index}")
         try:
-            label = self.convert(label)
-        except ValueError as error:
+            label = self.mapping(label)
+        except LabelMapError as error:
             raise ValueError(f"Sample {index}: {error}.") from error
         if image_size(image) != label.shape:
             raise ValueError(
                 f"Sample {index}: the image is {image_size(image)} (height, width) but its label is "
                 f"{label.shape}; labels must be pixel-aligned with their images."
             )
-        _check_label_values(label, index, self.num_labels, self.ignore_index, self.convert.describe())
+        _check_label_values(label, index, self.mapping)
         return index, image, label
 
 
@@ -264,8 +192,7 @@ def evaluate_dataset(
     dataset: datasets.Dataset,
     image_column: str,
     label_column: str,
-    label_conversion: LabelConversion | None = None,
-    ignore_index: int = IGNORE_INDEX,
+    label_mapping: LabelMapping | None = None,
     max_samples: int | None = None,
     predictions_dir: str | Path | None = None,
     num_saved_predictions: int = 0,
@@ -273,16 +200,20 @@ def evaluate_dataset(
 ) -> EvaluationReport:
     """Score `inferencer` on the first `max_samples` rows of `dataset` (all rows when `None`).
 
-    Labels are compared at their stored resolution (predictions are resized to it). With `predictions_dir`,
-    `image | label | prediction` strips of the first `num_saved_predictions` evaluated samples are written
-    there as `<row index>.png`.
+    `label_mapping` turns stored label maps into the model's class ids (default: stored as train ids, 255
+    ignored). Labels are compared at their stored resolution (predictions are resized to it). With
+    `predictions_dir`, `image | label | prediction` strips of the first `num_saved_predictions` evaluated
+    samples are written there as `<row index>.png`.
     """
+    mapping = label_mapping or LabelMapping(inferencer.num_labels)
+    if mapping.num_labels != inferencer.num_labels:
+        raise ValueError(
+            f"The label mapping is for {mapping.num_labels} classes but the model predicts {inferencer.num_labels}."
+        )
     count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
-    reader = _SampleReader(
-        dataset, image_column, label_column, label_conversion or LabelConversion(), inferencer.num_labels, ignore_index
-    )
+    reader = _SampleReader(dataset, image_column, label_column, mapping)
     rows = reader.without_decoding(dataset.select(range(count)))
-    metric = SegmentationMetric(inferencer.num_labels, ignore_index=ignore_index)
+    metric = SegmentationMetric(inferencer.num_labels, ignore_index=mapping.ignore_index)
     palette, _ = palette_for_labels(inferencer.id2label)
     if predictions_dir is not None:
         Path(predictions_dir).mkdir(parents=True, exist_ok=True)
@@ -302,7 +233,7 @@ def evaluate_dataset(
                     prediction = probs.argmax(dim=0)
                     metric.update(prediction, torch.from_numpy(label))
                     if predictions_dir is not None and saved < num_saved_predictions:
-                        strip = side_by_side(image, label, prediction.cpu().numpy(), palette, ignore_index)
+                        strip = side_by_side(image, label, prediction.cpu().numpy(), palette, mapping.ignore_index)
                         strip.save(Path(predictions_dir) / f"{index:06d}.png")
                         saved += 1
                 evaluated += len(samples)
@@ -346,11 +277,10 @@ def evaluate(
     """Load `model` (folder or Hub id) and one split of `dataset_name`, check they fit, and evaluate.
 
     `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion
-    (see :class:`LabelConversion`) and the class list to check the model against; explicit arguments
-    override it. `do_reduce_labels=None` means "the preset's choice, else off".
+    (see :class:`~segret_hf.data.label_maps.LabelMapping`) and the class list to check the model against;
+    explicit arguments override it. `do_reduce_labels=None` means "the preset's choice, else off".
     """
     preset = get_preset(dataset_preset) if dataset_preset else None
-    conversion = LabelConversion.for_dataset(preset, do_reduce_labels, labels_are_train_ids)
     protocol = protocol or InferenceProtocol()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -360,13 +290,14 @@ def evaluate(
         model, protocol, batch_size=batch_size, device=device, dtype=dtype
     )
     check_label_compatibility(inferencer.id2label, load_id2label(dataset_name, dataset, label_column), preset)
+    mapping = LabelMapping.for_dataset(inferencer.num_labels, preset, do_reduce_labels, labels_are_train_ids)
 
     report = evaluate_dataset(
         inferencer,
         dataset,
         image_column,
         label_column,
-        label_conversion=conversion,
+        label_mapping=mapping,
         max_samples=max_samples,
         predictions_dir=predictions_dir,
         num_saved_predictions=num_saved_predictions,
@@ -381,15 +312,15 @@ def evaluate(
             "preset": preset.name if preset else None,
             "image_column": image_column,
             "label_column": label_column,
-            "do_reduce_labels": conversion.reduce,
-            "labels": conversion.describe(),
+            "do_reduce_labels": mapping.reduce,
+            "labels": mapping.describe(),
             "num_rows": len(dataset),
         },
         "protocol": {
             **protocol.to_dict(),
             "resize": dict(inferencer.image_processor.size),
             "fusion": "softmax probabilities averaged at the label's original size",
-            "ignore_index": IGNORE_INDEX,
+            "ignore_index": mapping.ignore_index,
             "batch_size": batch_size,
             "device": str(inferencer.device),
             "dtype": dtype,

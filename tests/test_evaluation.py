@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
+from segret_hf.data.label_maps import reduce_labels
 from segret_hf.data.label_sets import CITYSCAPES
 from segret_hf.data.loading import load_id2label, load_split, resolve_columns
 from segret_hf.data.presets import get_preset
-from segret_hf.evaluation import check_label_compatibility, evaluate, reduce_labels
+from segret_hf.evaluation import check_label_compatibility, evaluate
 from segret_hf.inference import SegmentationInferencer
 
 NUM_LABELS = 5

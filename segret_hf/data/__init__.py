@@ -1,5 +1,6 @@
-"""Dataset facts (classes, palettes, label remapping) and the paper's per-dataset defaults."""
+"""Dataset facts (classes, palettes, label remapping), label-map decoding and the paper's per-dataset defaults."""
 
+from .label_maps import LabelMapError, LabelMapping, label_map_array, reduce_labels
 from .label_sets import (
     IGNORE_INDEX,
     LABEL_SETS,
@@ -18,6 +19,8 @@ __all__ = [
     "LABEL_SETS",
     "MULTI_SCALE_RATIOS",
     "DatasetPreset",
+    "LabelMapError",
+    "LabelMapping",
     "LabelSet",
     "canonical_name",
     "generate_palette",
@@ -25,4 +28,6 @@ __all__ = [
     "get_label_set",
     "get_preset",
     "label_lut",
+    "label_map_array",
+    "reduce_labels",
 ]

@@ -9,7 +9,7 @@ worker process.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,9 @@ import numpy as np
 import PIL.Image
 
 from ..conversion import load_id2label as load_id2label_spec
-from ..data.label_sets import IGNORE_INDEX
+from ..data.label_maps import LabelMapError, LabelMapping, label_map_array
 from ..data.loading import load_id2label, load_split, resolve_columns
 from ..data.presets import DatasetPreset
-from ..evaluation import LabelConversion
-from ..evaluation import _label_array as read_label_array
 from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
@@ -53,38 +51,13 @@ class SplitSource:
         return text + (f", row {row}" if row is not None else "")
 
 
-@dataclass(frozen=True)
-class LabelMapping:
-    """The classes of a run and how stored label maps become their ids (255 ignored).
-
-    The conversion itself (ADE20K-style reduction, a preset's raw-id lookup table, or none) is the one
-    evaluation uses, so a model is trained and scored on the same ids.
-    """
-
-    num_labels: int
-    conversion: LabelConversion = field(default_factory=LabelConversion)
-    ignore_index: int = IGNORE_INDEX
-
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        return self.conversion(raw)
-
-    @property
-    def reduce_labels(self) -> bool:
-        return self.conversion.reduce
-
-    def invalid_values(self, labels: np.ndarray) -> np.ndarray:
-        """Sorted distinct values that are neither a class id nor the ignore index."""
-        bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= self.num_labels))
-        return np.unique(labels[bad])
-
-    def describe(self) -> str:
-        return self.conversion.describe()
-
-
 def label_mapping(data_args: DataArguments, preset: DatasetPreset | None, num_labels: int) -> LabelMapping:
-    """The rule for this run: the flags first, then the preset's knowledge of its raw annotations."""
-    conversion = LabelConversion.for_dataset(preset, data_args.do_reduce_labels, data_args.labels_are_train_ids)
-    return LabelMapping(num_labels, conversion)
+    """The rule for this run: the flags first, then the preset's knowledge of its raw annotations.
+
+    It is evaluation's rule too (:meth:`LabelMapping.for_dataset`), so a model is trained and scored on the
+    same ids.
+    """
+    return LabelMapping.for_dataset(num_labels, preset, data_args.do_reduce_labels, data_args.labels_are_train_ids)
 
 
 def load_training_split(data_args: DataArguments, split: str, max_samples: int | None) -> Split:
@@ -167,23 +140,19 @@ def resolve_split_columns(
     return source
 
 
-def label_array(value: Any, source: SplitSource, row: int) -> np.ndarray:
-    """`(H, W)` int64 raw class ids from a decoded label map (evaluation's reader), errors naming the place."""
-    try:
-        return read_label_array(value, row)
-    except ValueError as error:
-        raise SegmentationDataError(f"{source.where(row, source.label_column)}: {error}") from error
-
-
 def train_id_label(
     value: Any, mapping: LabelMapping, source: SplitSource, row: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`(raw ids, train ids)` of a decoded label map; conversion errors name the row."""
-    raw = label_array(value, source, row)
+    """`(raw ids, train ids)` of a decoded label map; decoding and conversion errors name the row."""
+    where = source.where(row, source.label_column)
+    try:
+        raw = label_map_array(value)
+    except LabelMapError as error:
+        raise SegmentationDataError(f"{where}: {error}") from error
     try:
         return raw, mapping(raw)
-    except ValueError as error:
-        raise SegmentationDataError(f"{source.where(row, source.label_column)}: {error}.") from error
+    except LabelMapError as error:
+        raise SegmentationDataError(f"{where}: {error}.") from error
 
 
 def image_hw(value: Any, source: SplitSource, row: int) -> tuple[int, int]:
@@ -208,7 +177,7 @@ def check_sample(image: Any, label: np.ndarray, mapping: LabelMapping, source: S
     if bad.size:
         hint = (
             "Pass --do_reduce_labels if 0 means 'unlabelled' and the classes are 1..N"
-            if not mapping.reduce_labels and bad.max() == mapping.num_labels
+            if not mapping.reduce and bad.max() == mapping.num_labels
             else "Check --id2label / --dataset_preset / --do_reduce_labels against the annotations"
         )
         raise SegmentationDataError(
@@ -236,7 +205,7 @@ def check_split(dataset: Split, source: SplitSource, mapping: LabelMapping, coun
         check_sample(example[source.image_column], label, mapping, source, row)
         raw_values.update(np.unique(raw).tolist())
     looks_converted = raw_values <= set(range(mapping.num_labels)) | {mapping.ignore_index}
-    if mapping.conversion.lookup is not None and looks_converted:
+    if mapping.lookup is not None and looks_converted:
         logger.warning(
             "%s: every raw label value checked (%s) is already a train id or 255, which is typical of maps that "
             "hold train ids (e.g. *_labelTrainIds.png); if so, pass --labels_are_train_ids to skip the lookup "

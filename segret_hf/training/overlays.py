@@ -11,10 +11,11 @@ from pathlib import Path
 import datasets
 import torch
 
+from ..data.label_maps import LabelMapping
 from ..image_processing_segret import SegRetImageProcessor
 from ..modeling_segret import SegRetForSemanticSegmentation
 from ..visualization import palette_for_labels, render_segmentation, side_by_side
-from .data import LabelMapping, SplitSource, train_id_label
+from .data import SplitSource, train_id_label
 
 
 @torch.no_grad()

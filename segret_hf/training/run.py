@@ -17,13 +17,13 @@ from accelerate import PartialState
 from torch import nn
 from transformers import TrainingArguments, set_seed
 
+from ..data.label_maps import LabelMapping
 from ..data.presets import DatasetPreset
 from ..image_processing_segret import SegRetImageProcessor
 from .arguments import DataArguments, ModelArguments, OutputArguments, SizeArguments, parse_arguments, preset_for
 from .card import RunDescription, write_model_card
 from .collate import SegmentationCollator
 from .data import (
-    LabelMapping,
     SegmentationDataError,
     Split,
     SplitSource,
@@ -162,7 +162,7 @@ def train(
     PartialState().wait_for_everyone()
     processor = SegRetImageProcessor(
         size={"shortest_edge": sizes.test_scale[1], "longest_edge": sizes.test_scale[0]},
-        do_reduce_labels=mapping.reduce_labels,
+        do_reduce_labels=mapping.reduce,
     )
     augmentation = PaperAugmentation(sizes, processor, seed=training_args.seed, ignore_index=mapping.ignore_index)
     if isinstance(train_raw, datasets.IterableDataset):

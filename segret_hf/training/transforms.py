@@ -25,9 +25,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as tvF
 
+from ..data.label_maps import LabelMapping
 from ..image_processing_segret import SegRetImageProcessor
 from .arguments import SizeArguments
-from .data import INDEX_COLUMN, LabelMapping, SplitSource, check_sample, train_id_label
+from .data import INDEX_COLUMN, SplitSource, check_sample, train_id_label
 
 RESIZE_RATIO_RANGE = (0.5, 2.0)
 CAT_MAX_RATIO = 0.75
