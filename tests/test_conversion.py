@@ -7,7 +7,6 @@ gave) live in the project's shared folder, next to the repository.
 from __future__ import annotations
 
 import builtins
-import importlib.util
 import json
 import re
 import subprocess
@@ -30,6 +29,8 @@ from segret_hf.conversion import (
 from segret_hf.data.label_sets import ADE20K_CLASSES
 from segret_hf.model_card import PAPER_MIOU, paper_miou, render_model_card
 
+from helpers import SMALL_ARCHITECTURE, load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "convert_original_checkpoint.py"
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original_checkpoints"
@@ -43,14 +44,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("convert_original_checkpoint", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-convert_script = _load_script()
+convert_script = load_script(SCRIPT)
 
 
 def run_converter(*args: str | Path) -> int:
@@ -351,13 +345,13 @@ def test_layer_scale_architecture_round_trip(tmp_path):
     }  # fmt: skip
     (tmp_path / "arch.json").write_text(json.dumps(architecture))
     torch.manual_seed(0)
-    source = SegRetForSemanticSegmentation(
-        SegRetConfig(
-            hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], num_attention_heads=[2, 2, 4, 4],
-            decomposed_retention=[True, True, True, False], layer_scale=[False, False, True, True],
-            decoder_hidden_size=32, num_labels=3,
-        )
-    ).eval()  # fmt: skip
+    config = SegRetConfig(
+        **SMALL_ARCHITECTURE,
+        decomposed_retention=[True, True, True, False],
+        layer_scale=[False, False, True, True],
+        num_labels=3,
+    )
+    source = SegRetForSemanticSegmentation(config).eval()
     with torch.no_grad():
         for block in source.segret.stages[2].blocks:
             block.layer_scale_1.uniform_(0.5, 1.5)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import json
 from pathlib import Path
 
@@ -11,9 +9,7 @@ import datasets
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 
-from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
 from segret_hf.data.label_maps import reduce_labels
 from segret_hf.data.label_sets import CITYSCAPES
 from segret_hf.data.loading import load_id2label, load_split, resolve_columns
@@ -21,20 +17,14 @@ from segret_hf.data.presets import get_preset
 from segret_hf.evaluation import check_label_compatibility, evaluate
 from segret_hf.inference import SegmentationInferencer
 
+from helpers import load_script, save_model_folder, write_parquet_dataset
+
 NUM_LABELS = 5
 NUM_CITYSCAPES_CLASSES = 19
 SIZES = [(40, 56), (30, 70), (36, 36)]
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-evaluate_script = _load_script(ROOT / "scripts" / "evaluate.py")
+evaluate_script = load_script(ROOT / "scripts" / "evaluate.py")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,35 +35,9 @@ def datasets_cache(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
-def _save_model(path: Path, id2label: dict[int, str]) -> str:
-    """A tiny random SegRet folder (model + "short side to 32" image processor)."""
-    torch.manual_seed(0)
-    config = SegRetConfig.from_variant(
-        "tiny",
-        hidden_sizes=[16, 32, 48, 64],
-        depths=[1, 1, 2, 1],
-        num_attention_heads=[2, 2, 4, 4],
-        decoder_hidden_size=32,
-        num_labels=len(id2label),
-        id2label=id2label,
-    )
-    model = SegRetForSemanticSegmentation(config).eval()
-    with torch.no_grad():
-        model.decode_head.classifier.weight.mul_(20)  # several classes per image, not one
-    model.save_pretrained(path)
-    SegRetImageProcessor(size={"shortest_edge": 32}).save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _save_model(tmp_path_factory.mktemp("model"), {i: f"class{i}" for i in range(NUM_LABELS)})
-
-
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return save_model_folder(tmp_path_factory.mktemp("model"), {i: f"class{i}" for i in range(NUM_LABELS)})
 
 
 def _images() -> list[np.ndarray]:
@@ -92,19 +56,9 @@ def write_dataset(
     images: list[np.ndarray | bytes] | None = None,
     id2label: dict[int, str] | None = None,
 ) -> str:
-    """A Hub-layout dataset folder: data/validation-00000-of-00001.parquet (+ id2label.json)."""
+    """A Hub-layout dataset folder with a validation split only; the images default to `_images()`."""
     images = images if images is not None else _images()
-    encoded = [{"bytes": image if isinstance(image, bytes) else _png(image), "path": None} for image in images]
-    features = datasets.Features({"image": datasets.Image(), "annotation": datasets.Image()})
-    table = datasets.Dataset.from_dict(
-        {"image": encoded, "annotation": [{"bytes": _png(label.astype(np.uint8)), "path": None} for label in labels]},
-        features=features,
-    )
-    (root / "data").mkdir(parents=True)
-    table.to_parquet(str(root / "data" / "validation-00000-of-00001.parquet"))
-    if id2label is not None:
-        (root / "id2label.json").write_text(json.dumps({str(k): v for k, v in id2label.items()}))
-    return str(root)
+    return str(write_parquet_dataset(root, labels, images, splits=("validation",), id2label=id2label))
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +152,7 @@ def test_reduce_labels_end_to_end(model_dir: str, predictions: list[np.ndarray],
 
 
 def test_preset_lookup_table_converts_raw_cityscapes_ids(tmp_path: Path) -> None:
-    model = _save_model(tmp_path / "cityscapes_model", CITYSCAPES.id2label)
+    model = save_model_folder(tmp_path / "cityscapes_model", CITYSCAPES.id2label)
     images = [PIL.Image.fromarray(image) for image in _images()]
     predictions = [p.numpy() for p in SegmentationInferencer.from_pretrained(model).predict(images)]
     train_to_raw = np.zeros(256, np.uint8)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import pipeline
 
-from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
+from segret_hf import SegRetImageProcessor
 from segret_hf.inference import (
     InferenceProtocol,
     SegmentationInferencer,
@@ -19,30 +19,14 @@ from segret_hf.inference import (
     window_positions,
 )
 
+from helpers import save_model_folder
+
 NUM_LABELS = 5
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny random SegRet saved with a "short side to 32" image processor, like a released folder."""
-    torch.manual_seed(0)
-    config = SegRetConfig.from_variant(
-        "tiny",
-        hidden_sizes=[16, 32, 48, 64],
-        depths=[1, 1, 2, 1],
-        num_attention_heads=[2, 2, 4, 4],
-        decoder_hidden_size=32,
-        num_labels=NUM_LABELS,
-    )
-    model = SegRetForSemanticSegmentation(config).eval()
-    # The zero-initialised residual branch would make every stage's contribution tiny; random BN stats
-    # and a scaled classifier give predictions with several classes, so comparisons are not trivial.
-    with torch.no_grad():
-        model.decode_head.classifier.weight.mul_(20)
-    path = tmp_path_factory.mktemp("model")
-    model.save_pretrained(path)
-    SegRetImageProcessor(size={"shortest_edge": 32}).save_pretrained(path)
-    return str(path)
+    return save_model_folder(tmp_path_factory.mktemp("model"), {i: f"LABEL_{i}" for i in range(NUM_LABELS)})
 
 
 def _image(height: int, width: int, seed: int) -> PIL.Image.Image:

@@ -23,18 +23,13 @@ import segret_hf
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor, SegRetModel
 from segret_hf.conversion import config_from_variant
 
-TINY = {
-    "hidden_sizes": [16, 32, 48, 64],
-    "depths": [1, 1, 2, 1],
-    "num_attention_heads": [2, 2, 4, 4],
-    "decoder_hidden_size": 32,
-    "num_labels": 5,
-}
+from helpers import SMALL_ARCHITECTURE
+
 ID2LABEL = {0: "sky", 1: "road", 2: "tree", 3: "car", 4: "person"}
 
 
 def tiny_config(**overrides) -> SegRetConfig:
-    return SegRetConfig(**{**TINY, **overrides})
+    return SegRetConfig(**{**SMALL_ARCHITECTURE, "num_labels": 5, **overrides})
 
 
 def randomise(model: SegRetForSemanticSegmentation, seed: int = 0) -> SegRetForSemanticSegmentation:
@@ -190,8 +185,8 @@ def test_without_zir_the_branch_is_gone():
     assert not any("zero_" in key for key in without.state_dict())
     assert all(projection.zero_conv is None for projection in without.decode_head.linear_c)
     # Each removed branch: 1x1 conv C_i -> C with bias, plus BN weight and bias.
-    hidden = TINY["decoder_hidden_size"]
-    removed = sum(width * hidden + hidden + 2 * hidden for width in TINY["hidden_sizes"])
+    hidden = SMALL_ARCHITECTURE["decoder_hidden_size"]
+    removed = sum(width * hidden + hidden + 2 * hidden for width in SMALL_ARCHITECTURE["hidden_sizes"])
     assert with_zir.num_parameters() - without.num_parameters() == removed
     with torch.no_grad():
         assert without.eval()(torch.randn(1, 3, 33, 47)).logits.shape == (1, 5, 9, 12)
@@ -234,7 +229,7 @@ def test_save_and_load_round_trip(saved_model):
     with torch.no_grad():
         assert torch.equal(model(pixel_values).logits, reloaded(pixel_values).logits)
     assert reloaded.config.id2label == ID2LABEL
-    assert reloaded.config.to_dict()["hidden_sizes"] == TINY["hidden_sizes"]
+    assert reloaded.config.to_dict()["hidden_sizes"] == SMALL_ARCHITECTURE["hidden_sizes"]
 
 
 def test_auto_classes_resolve_after_import(saved_model, no_prompt):

@@ -49,10 +49,11 @@ from segret_hf.training.transforms import (
     training_pipeline,
 )
 
-from training_fixtures import INT_FEATURE, save_tiny_model, stripes, write_custom_dataset, write_scenes_dataset
+from helpers import INT_FEATURE, save_tiny_model, stripes, write_parquet_dataset, write_scenes_dataset
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original_checkpoints"
 SCENE_ID2LABEL = dict(enumerate(CLASS_NAMES))
+STRIPE_ID2LABEL = {0: "class_0", 1: "class_1", 2: "class_2"}
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 
 
@@ -471,42 +472,43 @@ def test_missing_column_lists_the_available_ones(scenes: Path, tiny_model: Path,
 def test_label_value_out_of_range_is_named(tmp_path: Path, tiny_model: Path) -> None:
     labels = [stripes() for _ in range(3)]
     labels[2][5, 5] = 9
-    dataset = write_custom_dataset(tmp_path / "data", labels)
-    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    dataset = write_parquet_dataset(tmp_path / "data", labels, id2label=STRIPE_ID2LABEL)
+    model = save_tiny_model(tmp_path / "model", STRIPE_ID2LABEL)
     args = run_args(dataset, model, tmp_path / "o", "--max_steps", "1")
     _fails(args, SegmentationDataError, str(dataset), "'train'", "'annotation'", "row 2", "[9]", "0..2")
 
 
 def test_reduce_labels_hint_when_values_are_one_based(tmp_path: Path) -> None:
-    dataset = write_custom_dataset(tmp_path / "data", [stripes() + 1 for _ in range(2)])
-    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    dataset = write_parquet_dataset(tmp_path / "data", [stripes() + 1 for _ in range(2)], id2label=STRIPE_ID2LABEL)
+    model = save_tiny_model(tmp_path / "model", STRIPE_ID2LABEL)
     _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "[3]", "--do_reduce_labels")
 
 
 def test_image_label_size_mismatch_is_named(tmp_path: Path) -> None:
     labels = [stripes(), stripes()]
     images = [np.zeros((24, 32, 3), np.uint8), np.zeros((20, 32, 3), np.uint8)]
-    dataset = write_custom_dataset(tmp_path / "data", labels, images=images)
-    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    dataset = write_parquet_dataset(tmp_path / "data", labels, images, id2label=STRIPE_ID2LABEL)
+    model = save_tiny_model(tmp_path / "model", STRIPE_ID2LABEL)
     _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "row 1", "20x32", "24x32")
 
 
 def test_non_image_label_column_is_refused(tmp_path: Path) -> None:
-    dataset = write_custom_dataset(tmp_path / "data", [stripes(), stripes()], label_feature=INT_FEATURE)
-    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    dataset = write_parquet_dataset(
+        tmp_path / "data", [stripes(), stripes()], id2label=STRIPE_ID2LABEL, label_feature=INT_FEATURE
+    )
+    model = save_tiny_model(tmp_path / "model", STRIPE_ID2LABEL)
     _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "'annotation'", "Value", "not images")
 
 
 def test_colour_coded_label_maps_are_refused(tmp_path: Path) -> None:
     colour = [np.stack([stripes()] * 3, axis=-1) for _ in range(2)]
-    dataset = write_custom_dataset(tmp_path / "data", colour)
-    model = save_tiny_model(tmp_path / "model", {0: "class_0", 1: "class_1", 2: "class_2"})
+    dataset = write_parquet_dataset(tmp_path / "data", colour, id2label=STRIPE_ID2LABEL)
+    model = save_tiny_model(tmp_path / "model", STRIPE_ID2LABEL)
     _fails(run_args(dataset, model, tmp_path / "o"), SegmentationDataError, "'RGB'", "row 0", "single-channel")
 
 
 def test_classes_must_be_known(tmp_path: Path, tiny_model: Path) -> None:
-    dataset = write_custom_dataset(tmp_path / "data", [stripes(), stripes()])
-    (dataset / "id2label.json").unlink()
+    dataset = write_parquet_dataset(tmp_path / "data", [stripes(), stripes()])
     _fails(run_args(dataset, tiny_model, tmp_path / "o"), SegmentationDataError, "--id2label")
     (tmp_path / "gaps.json").write_text(json.dumps({"0": "a", "2": "b"}))
     args = run_args(dataset, tiny_model, tmp_path / "o", "--id2label", str(tmp_path / "gaps.json"))

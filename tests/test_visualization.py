@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import PIL.Image
 import pytest
 import torch
 
-from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
 from segret_hf.data.label_sets import ADE20K, CITYSCAPES, COCO_STUFF, generate_palette
 from segret_hf.visualization import (
     classes_by_area,
@@ -22,15 +20,9 @@ from segret_hf.visualization import (
     side_by_side,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import load_script, save_model_folder
 
-
-def _load_example():
-    path = ROOT / "examples" / "segment_image.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "segment_image.py"
 
 
 @pytest.mark.parametrize("label_set", [ADE20K, CITYSCAPES, COCO_STUFF])
@@ -84,20 +76,7 @@ def test_side_by_side_strip() -> None:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    config = SegRetConfig.from_variant(
-        "tiny",
-        hidden_sizes=[16, 32, 48, 64],
-        depths=[1, 1, 2, 1],
-        num_attention_heads=[2, 2, 4, 4],
-        decoder_hidden_size=32,
-        num_labels=len(CITYSCAPES.class_names),
-        id2label=CITYSCAPES.id2label,
-    )
-    path = tmp_path_factory.mktemp("model")
-    SegRetForSemanticSegmentation(config).save_pretrained(path)
-    SegRetImageProcessor(size={"shortest_edge": 32}).save_pretrained(path)
-    return str(path)
+    return save_model_folder(tmp_path_factory.mktemp("model"), CITYSCAPES.id2label)
 
 
 def test_segment_image_writes_overlay_with_input_size(
@@ -105,7 +84,7 @@ def test_segment_image_writes_overlay_with_input_size(
 ) -> None:
     source = tmp_path / "photo.png"
     PIL.Image.fromarray(np.random.RandomState(0).randint(0, 255, (45, 61, 3), dtype=np.uint8)).save(source)
-    example = _load_example()
+    example = load_script(EXAMPLE)
     assert example.main([str(source), "--model", model_dir]) == 0
     written = PIL.Image.open(tmp_path / "photo_segmented.png")
     assert written.size == (61, 45)
@@ -116,6 +95,6 @@ def test_segment_image_writes_overlay_with_input_size(
 
 def test_segment_image_without_model_says_what_to_pass(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        _load_example().main(["photo.png"])
+        load_script(EXAMPLE).main(["photo.png"])
     assert exit_info.value.code == 2
     assert "pass --model" in capsys.readouterr().err
