@@ -1,0 +1,14 @@
+"""Benchmark suite of segret-hf; see benchmarks/README.md and `python benchmarks/run_benchmarks.py --help`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# The suite lives next to this script (benchmarks/segret_bench), not in the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from segret_bench.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

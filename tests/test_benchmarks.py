@@ -1,0 +1,179 @@
+"""Smoke tests of the benchmark suite (benchmarks/segret_bench): tiny models at tiny sizes, structure only.
+
+Timings on a shared CPU are noise at this size, so no test asserts a time or a ratio's value; they check that
+every phase runs, that failures become statuses, and that the JSON and markdown carry what the README promises.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from segret_bench import cli, suite  # noqa: E402
+from segret_bench.flops import count_parameters_and_flops  # noqa: E402
+from segret_bench.memory import MemoryResult, probe_memory  # noqa: E402
+from segret_bench.models import ModelSpec  # noqa: E402
+from segret_bench.report import render_markdown, write_results  # noqa: E402
+
+SEGRET_TINY = {
+    "hidden_sizes": [8, 16, 24, 32],
+    "depths": [1, 1, 1, 1],
+    "num_attention_heads": [2, 2, 4, 4],
+    "decoder_hidden_size": 16,
+    "num_labels": 5,
+}
+SEGFORMER_TINY = {
+    "hidden_sizes": [8, 16, 24, 32],
+    "depths": [1, 1, 1, 1],
+    "num_attention_heads": [1, 2, 4, 4],
+    "sr_ratios": [8, 4, 2, 1],
+    "decoder_hidden_size": 16,
+    "num_labels": 5,
+}
+SIZE = (64, 64)
+
+
+def segret(implementation: str, compiled: bool = False) -> ModelSpec:
+    return ModelSpec("segret", "test", SEGRET_TINY, implementation, compiled)
+
+
+# Named b2 so that it serves as the reference of the ratios, like the real SegFormer-B2.
+REFERENCE = ModelSpec("segformer", "b2", SEGFORMER_TINY)
+
+
+def options(**overrides) -> suite.SuiteOptions:
+    values = {
+        "specs": [segret("eager"), segret("sdpa"), REFERENCE],
+        "sizes": [SIZE],
+        "device": torch.device("cpu"),
+        "dtype": torch.float32,
+        "batch_size": 2,
+        "repeats": 2,
+        "warmup": 1,
+        "skip_memory": True,
+        "train_size": SIZE,
+        **overrides,
+    }
+    return suite.SuiteOptions(**values)
+
+
+@pytest.fixture(scope="module")
+def suite_results() -> dict:
+    return suite.run_suite(options(), log=lambda message: None)
+
+
+def test_suite_rows_cover_every_phase_and_model(suite_results: dict) -> None:
+    labels = ["segret-test/eager", "segret-test/sdpa", "segformer-b2"]
+    phases = {(row["phase"], row["batch_size"]) for row in suite_results["timings"]}
+    assert phases == {("latency", 1), ("throughput", 2), ("training", 2)}
+    for phase in ("latency", "throughput", "training"):
+        rows = [row for row in suite_results["timings"] if row["phase"] == phase]
+        assert [row["model"] for row in rows] == labels
+        for row in rows:
+            assert row["status"] == "ok" and len(row["times_s"]) == 2 and row["first_call_s"] > 0
+            assert row["min_s"] <= row["median_s"]
+            assert row["ratio_vs_reference"] is not None and row["ratio_vs_reference_min"] is not None
+        assert rows[-1]["ratio_vs_reference"] == 1.0
+        assert rows[0]["ratio_vs_eager"] == 1.0 and rows[1]["ratio_vs_eager"] is not None
+    throughput = next(row for row in suite_results["timings"] if row["phase"] == "throughput")
+    assert throughput["images_per_s"] == pytest.approx(2 / throughput["median_s"])
+
+
+def test_static_counts_parameters_and_flops_per_architecture(suite_results: dict) -> None:
+    static = {row["model"]: row for row in suite_results["static"]}
+    assert set(static) == {"segret-test", "segformer-b2"}  # one row per architecture, not per implementation
+    for row in static.values():
+        assert row["parameters"] > 0 and row["gflops_per_image"]["64x64"] > 0
+
+
+def test_flops_do_not_depend_on_the_implementation() -> None:
+    counts = {impl: count_parameters_and_flops(segret(impl), *SIZE) for impl in ("eager", "sdpa", "flex_attention")}
+    assert len(set(counts.values())) == 1
+
+
+def test_results_files_have_environment_method_and_tables(suite_results: dict, tmp_path: Path) -> None:
+    json_path, markdown_path = write_results(suite_results, tmp_path, "smoke")
+    loaded = json.loads(json_path.read_text())
+    assert json_path.stem.startswith(loaded["environment"]["date"][:10] + "_cpu-") and json_path.stem.endswith("_smoke")
+    assert markdown_path.stem == json_path.stem
+    environment = loaded["environment"]
+    for key in ("date", "command", "torch", "transformers", "load_start", "load_end"):
+        assert key in environment
+    assert set(environment["load_end"]) == {"load_average", "cpu_pressure"}
+    assert environment["device"]["type"] == "cpu" and environment["device"]["torch_threads"] >= 1
+    assert set(loaded["method"]) == {"timing", "flops"}
+    markdown = markdown_path.read_text()
+    for heading in (
+        "## Method",
+        "## Parameters and FLOPs",
+        "### Latency, batch 1 at 64x64",
+        "### Throughput, batch 2 at 64x64",
+        "### Training step",
+    ):
+        assert heading in markdown
+    assert markdown.count("| segret-test/sdpa |") == 3
+
+
+def test_compile_gain_is_relative_to_eager_mode_sdpa() -> None:
+    def row(model: str, name: str, implementation: str, compiled: bool, median: float) -> dict:
+        family = model.split("-")[0]
+        base = {"phase": "latency", "size": "64x64", "batch_size": 1, "model": model, "family": family}
+        timing = {"median_s": median, "min_s": median, "times_s": [median, median]}
+        return {**base, "name": name, "implementation": implementation, "compiled": compiled, **timing}
+
+    rows = [
+        row("segret-test/sdpa", "test", "sdpa", False, 2.0),
+        row("segret-test/sdpa+compile", "test", "sdpa", True, 1.0),
+        row("segformer-b2", "b2", "sdpa", False, 4.0),
+    ]
+    suite.add_ratios(rows)
+    assert rows[1]["compile_speedup"] == 2.0 and rows[1]["compile_speedup_paired"] == 2.0
+    assert rows[1]["ratio_vs_reference"] == 0.25 and rows[1]["ratio_vs_eager"] is None
+
+
+def test_failed_or_slow_memory_probe_skips_in_process_timing() -> None:
+    assert suite._skip_reason(MemoryResult(status="OOM"), None) == "skipped: memory probe OOM"
+    slow = MemoryResult(status="ok", first_call_s=30.0, steady_call_s=12.0)
+    assert suite._skip_reason(slow, 10.0).startswith("skipped: probe call 12.0 s")
+    assert suite._skip_reason(slow, None) is None
+
+
+def test_memory_probe_in_a_subprocess_reports_rss_and_call_times() -> None:
+    result = probe_memory(segret("sdpa"), *SIZE, 1, torch.device("cpu"), torch.float32, 120, 16)
+    assert result.status == "ok" and result.metric == "peak RSS (VmHWM)"
+    assert result.peak_mib >= result.after_build_mib > 0
+    assert result.peak_delta_mib == pytest.approx(result.peak_mib - result.after_build_mib)
+    assert result.steady_delta_mib is not None and result.steady_call_s > 0
+
+
+def test_memory_probe_timeout_is_a_status_not_a_hang() -> None:
+    result = probe_memory(segret("sdpa"), *SIZE, 1, torch.device("cpu"), torch.float32, 0.5, 16)
+    assert result.status == "timeout (>0.5 s)" and result.peak_mib is None
+
+
+def test_headline_reports_both_times_and_the_ratio(monkeypatch) -> None:
+    monkeypatch.setattr(suite, "HEADLINE_SIZE", (64, 64))
+    results = suite.run_headline(torch.device("cpu"), torch.float32, repeats=1, warmup=1, log=lambda message: None)
+    assert [row["model"] for row in results["timings"]] == ["segret-tiny/sdpa", "segformer-b2"]
+    head = results["headline"]
+    assert head["input"] == "2x3x64x64" and head["target"] == 0.5 and isinstance(head["met"], bool)
+    assert head["ratio_median"] == pytest.approx(results["timings"][0]["median_s"] / results["timings"][1]["median_s"])
+    assert head["met"] == (head["ratio_paired"] <= 0.5)
+    assert "## Headline" in render_markdown(results)
+
+
+def test_cli_defaults_follow_the_device_and_reject_half_precision_on_cpu() -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["--device", "cpu", "--sizes", "64x128", "--compile", "--baselines"])
+    assert args.sizes == [(64, 128)] and args.compile == [] and args.baselines == []
+    assert cli._resolve(args, parser) == {"batch_size": 2, "repeats": 5, "warmup": 1, "dtype": "float32"}
+    with pytest.raises(SystemExit):
+        cli._resolve(parser.parse_args(["--device", "cpu", "--dtype", "bfloat16"]), parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sizes", "512"])
