@@ -44,20 +44,33 @@ def _axis_distance(length: int, device: torch.device) -> torch.Tensor:
     return (index[:, None] - index[None, :]).abs()
 
 
-def _manhattan_bias(decay: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """`(1, heads, HW, HW)` bias `decay * (|dy| + |dx|)`, built as one broadcast sum (a single allocation)."""
-    vertical = decay[:, None, None] * _axis_distance(height, decay.device)  # (heads, H, H)
-    horizontal = decay[:, None, None] * _axis_distance(width, decay.device)  # (heads, W, W)
-    bias = vertical[:, :, None, :, None] + horizontal[:, None, :, None, :]  # (heads, H, W, H, W)
-    return bias.reshape(1, decay.shape[0], height * width, height * width)
+# Largest whole-stage bias `sdpa` materialises at once. Above it (e.g. SegRet-tiny's stage 3 on a whole
+# 1024x2048 image: 8 heads x 8192^2 tokens = 2 GiB) queries are processed in bands of image rows, each with
+# its own slice of the bias, so memory stays bounded for any input size.
+FULL_BIAS_BUDGET_BYTES = 256 * 2**20
+
+
+def _manhattan_bias(column: torch.Tensor, row: torch.Tensor, first_row: int = 0, rows: int | None = None) -> torch.Tensor:
+    """`(1, heads, rows*W, HW)` bias `decay * (|dy| + |dx|)` for queries in image rows `first_row:first_row+rows`.
+
+    `column` `(1, heads, H, H)` and `row` `(1, heads, W, W)` are the per-axis decays; the 2-D bias is their
+    broadcast sum, written in a single allocation.
+    """
+    heads, height, width = column.shape[1], column.shape[2], row.shape[2]
+    rows = height - first_row if rows is None else rows
+    vertical = column[0, :, first_row : first_row + rows]  # (heads, rows, H)
+    bias = vertical[:, :, None, :, None] + row[0][:, None, :, None, :]  # (heads, rows, W, H, W)
+    return bias.reshape(1, heads, rows * width, height * width)
 
 
 @dataclass
 class RetentionBias:
     """The decay of one stage at one feature size, in the form its attention implementation needs.
 
-    `row` `(1, heads, W, W)` and `column` `(1, heads, H, H)` serve decomposed stages; `full`
-    `(1, heads, HW, HW)` serves whole stages under `eager`/`sdpa`; `flex_attention` only needs `decay`.
+    `row` `(1, heads, W, W)` and `column` `(1, heads, H, H)` are the per-axis decays. Decomposed stages use
+    them directly; whole stages under `eager`/`sdpa` use `full` `(1, heads, HW, HW)`, except that `sdpa`
+    leaves `full` unset when it would exceed `FULL_BIAS_BUDGET_BYTES` and assembles it band by band from
+    `row`/`column`; `flex_attention` only needs `decay`.
     """
 
     decay: torch.Tensor
@@ -77,14 +90,16 @@ class RetentionBias:
         implementation: str,
         dtype: torch.dtype,
     ) -> RetentionBias:
-        if decomposed:
-            scale = decay[None, :, None, None]
-            row = (scale * _axis_distance(width, decay.device)).to(dtype)
-            column = (scale * _axis_distance(height, decay.device)).to(dtype)
-            return cls(decay, height, width, row=row, column=column)
-        if implementation == "flex_attention":
+        if implementation == "flex_attention" and not decomposed:
             return cls(decay, height, width)
-        return cls(decay, height, width, full=_manhattan_bias(decay, height, width).to(dtype))
+        scale = decay[None, :, None, None]
+        row = (scale * _axis_distance(width, decay.device)).to(dtype)
+        column = (scale * _axis_distance(height, decay.device)).to(dtype)
+        bias = cls(decay, height, width, row=row, column=column)
+        full_bytes = decay.shape[0] * (height * width) ** 2 * row.element_size()
+        if not decomposed and (implementation == "eager" or full_bytes <= FULL_BIAS_BUDGET_BYTES):
+            bias.full = _manhattan_bias(column, row)
+        return bias
 
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -132,7 +147,18 @@ def _whole(
     """Full attention over the `H * W` tokens. Inputs and output are `(B, H, W, C)`."""
     batch, height, width, channels = q.shape
     q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))  # (B, heads, HW, d)
-    out = attend(q, k, v, bias.full)
+    if bias.full is not None:
+        out = attend(q, k, v, bias.full)
+    else:
+        band_bytes = num_heads * width * height * width * bias.row.element_size()  # one image row of queries
+        rows = max(1, FULL_BIAS_BUDGET_BYTES // band_bytes)
+        out = torch.cat(
+            [
+                attend(q[:, :, r * width : (r + rows) * width], k, v, _manhattan_bias(bias.column, bias.row, r, min(rows, height - r)))
+                for r in range(0, height, rows)
+            ],
+            dim=2,
+        )
     return out.transpose(1, 2).reshape(batch, height, width, channels)
 
 

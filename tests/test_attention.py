@@ -89,3 +89,20 @@ def test_attention_implementation_is_switchable_after_loading() -> None:
     assert model.config._attn_implementation == "eager"
     model.set_attn_implementation("sdpa")
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_sdpa_bands_large_whole_stage_biases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the bias budget, sdpa attends in bands of query rows; the result is the same attention."""
+    import segret_hf.attention_segret as attention
+
+    generator = torch.Generator().manual_seed(2)
+    heads, height, width = 4, 13, 11
+    q, k, v = (torch.randn(2, height, width, heads * 16, generator=generator) for _ in range(3))
+    decay = retention_decay(heads, 2.0, 6.0)
+    eager = RetentionBias.build(decay, height, width, False, "eager", torch.float32)
+    reference = retention_attention("eager", q, k, v, eager, heads, False)
+    # A budget of three image rows of queries: bands of 3, 3, 3, 3 and 1 rows.
+    monkeypatch.setattr(attention, "FULL_BIAS_BUDGET_BYTES", heads * width * height * width * 4 * 3)
+    banded = RetentionBias.build(decay, height, width, False, "sdpa", torch.float32)
+    assert banded.full is None
+    torch.testing.assert_close(retention_attention("sdpa", q, k, v, banded, heads, False), reference, atol=1e-5, rtol=0)
