@@ -50,8 +50,10 @@ def _axis_distance(length: int, device: torch.device) -> torch.Tensor:
 FULL_BIAS_BUDGET_BYTES = 256 * 2**20
 
 
-def _manhattan_bias(column: torch.Tensor, row: torch.Tensor, first_row: int = 0, rows: int | None = None) -> torch.Tensor:
-    """`(1, heads, rows*W, HW)` bias `decay * (|dy| + |dx|)` for queries in image rows `first_row:first_row+rows`.
+def _manhattan_bias(
+    column: torch.Tensor, row: torch.Tensor, first_row: int = 0, rows: int | None = None
+) -> torch.Tensor:
+    """`(1, heads, rows*W, HW)` bias `decay * (|dy| + |dx|)` for the queries in image rows `first_row` on.
 
     `column` `(1, heads, H, H)` and `row` `(1, heads, W, W)` are the per-axis decays; the 2-D bias is their
     broadcast sum, written in a single allocation.
@@ -152,13 +154,11 @@ def _whole(
     else:
         band_bytes = num_heads * width * height * width * bias.row.element_size()  # one image row of queries
         rows = max(1, FULL_BIAS_BUDGET_BYTES // band_bytes)
-        out = torch.cat(
-            [
-                attend(q[:, :, r * width : (r + rows) * width], k, v, _manhattan_bias(bias.column, bias.row, r, min(rows, height - r)))
-                for r in range(0, height, rows)
-            ],
-            dim=2,
-        )
+        bands = []
+        for first in range(0, height, rows):
+            band_bias = _manhattan_bias(bias.column, bias.row, first, min(rows, height - first))
+            bands.append(attend(q[:, :, first * width : (first + rows) * width], k, v, band_bias))
+        out = torch.cat(bands, dim=2)
     return out.transpose(1, 2).reshape(batch, height, width, channels)
 
 
