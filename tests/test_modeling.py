@@ -321,9 +321,8 @@ def test_pipeline_returns_one_mask_per_present_class(saved_model, no_prompt):
     expected = _segmentation_reference(model, SegRetImageProcessor.from_pretrained(folder), image)
     present = sorted(torch.unique(expected).tolist())
 
-    # The classes come from segret_hf (imported above), so no remote code is needed; saying so explicitly also
-    # stops the pipeline's optional video-processor probe from prompting (test_pipeline_default_video_processor_probe).
-    segmenter = pipeline("image-segmentation", model=str(folder), trust_remote_code=False)
+    # The classes come from segret_hf (imported above), so no remote code is needed.
+    segmenter = pipeline("image-segmentation", model=str(folder))
     assert type(segmenter.model) is SegRetForSemanticSegmentation
     results = segmenter(image)
 
@@ -336,25 +335,25 @@ def test_pipeline_returns_one_mask_per_present_class(saved_model, no_prompt):
     assert no_prompt == []
 
 
-def test_pipeline_default_video_processor_probe(saved_model, monkeypatch):
-    """Without trust_remote_code, transformers' pipeline still works but asks a question it should not.
+def test_pipeline_asks_no_question_without_trust_remote_code(saved_model, monkeypatch):
+    """`pipeline("image-segmentation", model=folder)` must not prompt about remote code.
 
-    The pipeline always tries `AutoVideoProcessor`, which derives `SegRetVideoProcessor` from the
-    `AutoImageProcessor` entry of `preprocessor_config.json` and asks whether to trust that (non-existent)
-    remote code. The question must never block: refusing it leaves a working pipeline.
+    transformers' pipeline would probe `AutoVideoProcessor`, which derives a non-existent `SegRetVideoProcessor`
+    from the `auto_map` of `preprocessor_config.json` and asks whether to trust it; segret_hf tells the
+    image-segmentation pipeline that it loads no video processor.
     """
     prompts = []
 
-    def refuse(prompt: str = "") -> str:
+    def record(prompt: str = "") -> str:
         prompts.append(prompt)
         raise EOFError
 
-    monkeypatch.setattr(builtins, "input", refuse)
+    monkeypatch.setattr(builtins, "input", record)
     _, folder = saved_model
     image = Image.fromarray(np.zeros((21, 34, 3), dtype=np.uint8))
     results = pipeline("image-segmentation", model=str(folder))(image)
     assert results and all(r["mask"].size == image.size for r in results)
-    assert all("custom code" in prompt for prompt in prompts)
+    assert prompts == []
 
 
 def test_config_json_is_plain_and_auto_mapped(saved_model):
