@@ -104,6 +104,10 @@ class RetentionBias:
         return bias
 
 
+# `attend(q, k, v, additive_bias)` on `(batch, heads, length, d)` tensors: the eager or the SDPA kernel.
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """`(B, H, W, C)` -> `(B, H, W, heads, d)` view."""
     return x.unflatten(-1, (num_heads, -1))
@@ -119,7 +123,7 @@ def _sdpa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.
 
 
 def _decomposed(
-    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    attend: Attend,
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -139,7 +143,7 @@ def _decomposed(
 
 
 def _whole(
-    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    attend: Attend,
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
