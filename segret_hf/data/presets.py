@@ -55,6 +55,9 @@ class DatasetPreset:
     test_scale: tuple[int, int]
     learning_rate: float = 1e-4  # [paper] AdamW
     weight_decay: float = 0.01  # [paper]
+    test_size_divisor: int | None = None
+    """After the keep-ratio test resize, round each side up to a multiple of this and stretch the image to it
+    (mmseg ``AlignedResize``); None keeps the resized size."""
     resize_ratio_range: tuple[float, float] = (0.5, 2.0)  # [mmseg] random rescale around train_scale
     multi_scale_ratios: tuple[float, ...] = MULTI_SCALE_RATIOS
     ignore_index: int = 255  # [arch] cross-entropy ignore index
@@ -107,6 +110,7 @@ DATASET_PRESETS: Mapping[str, DatasetPreset] = MappingProxyType(
             train_iterations=160_000,  # [paper]
             train_scale=(2048, 512),  # [mmseg]
             test_scale=(2048, 512),  # [arch]/[mmseg] short side 512
+            test_size_divisor=32,
             variant_overrides=MappingProxyType(
                 # [paper] large is cropped to 640x640; [arch] its test short side is 640.
                 {"large": MappingProxyType({"crop_size": (640, 640), "train_scale": (2560, 640), "test_scale": (2560, 640)})}
@@ -138,6 +142,7 @@ DATASET_PRESETS: Mapping[str, DatasetPreset] = MappingProxyType(
             train_iterations=80_000,  # [paper]
             train_scale=(2048, 512),  # [mmseg]
             test_scale=(2048, 512),  # [mmseg] short side 512
+            test_size_divisor=32,
         ),
     }
 )
