@@ -24,6 +24,10 @@ Differences from `SegformerImageProcessor`, and why:
   (PIL `convert("RGB")`) or rescale them by `1/255` into the 0-257 range.
 * An alpha channel is dropped rather than composited onto white: mmsegmentation loads images with
   `cv2.imread(..., IMREAD_COLOR)`, which discards alpha, so this matches what the model was evaluated on.
+* `size_divisor=N` reproduces mmsegmentation's `AlignedResize`, the test-time resize of the paper's ADE20K and
+  COCO-Stuff results: after the keep-ratio resize, each side is rounded up to a multiple of `N` and the image
+  is resized a second time (bilinear, a slight stretch, no padding) to that size. Two interpolations rather
+  than one so that the network sees exactly the pixels it was evaluated on.
 """
 
 import os
@@ -64,6 +68,15 @@ _PIL_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _UINT16_TO_8BIT_RANGE = 255.0 / 65535.0
 
 
+def _check_size_divisor(value: Any) -> None:
+    """Reject anything but `None` or a positive `int` (bools are ints to Python, but never a divisor)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"size_divisor must be a positive integer (32 reproduces mmsegmentation's AlignedResize) or None for "
+            f"no alignment; got {value!r}."
+        )
+
+
 class SegRetImageProcessorKwargs(ImagesKwargs, total=False):
     r"""
     do_reduce_labels (`bool`, *optional*, defaults to `self.do_reduce_labels`):
@@ -73,10 +86,15 @@ class SegRetImageProcessorKwargs(ImagesKwargs, total=False):
     antialias (`bool`, *optional*, defaults to `self.antialias`):
         Whether to antialias when down-scaling images. `False` matches mmsegmentation's `cv2.INTER_LINEAR`
         resize used to evaluate SegRet; `True` matches PIL / SegFormer's processor.
+    size_divisor (`int`, *optional*, defaults to `self.size_divisor`):
+        After resizing to `size`, round each side up to a multiple of this and resize again (bilinear for
+        images, nearest for maps) to that size, as mmsegmentation's `AlignedResize` does; `None` keeps the
+        resized size. Only applies when `do_resize` is set.
     """
 
     do_reduce_labels: bool
     antialias: bool
+    size_divisor: int | None
 
 
 class SegRetImageProcessor(TorchvisionBackend):
@@ -102,6 +120,9 @@ class SegRetImageProcessor(TorchvisionBackend):
             Interpolation for images. Segmentation maps always use nearest-exact so no new labels appear.
         antialias (`bool`, *optional*, defaults to `False`):
             See [`SegRetImageProcessorKwargs`].
+        size_divisor (`int`, *optional*, defaults to `None`):
+            See [`SegRetImageProcessorKwargs`]. 32 for the paper's ADE20K and COCO-Stuff test protocol (e.g. a
+            683x512 image is fed as 704x512); `None` (Cityscapes) resizes once.
         do_rescale (`bool`, *optional*, defaults to `True`):
             Whether to multiply pixel values by `rescale_factor`.
         rescale_factor (`float`, *optional*, defaults to `1/255`):
@@ -134,12 +155,14 @@ class SegRetImageProcessor(TorchvisionBackend):
     do_convert_rgb = True
     do_reduce_labels = False
     antialias = False
+    size_divisor = None
 
     def __init__(self, **kwargs: Unpack[SegRetImageProcessorKwargs]) -> None:
         # Accept the pre-v4.30 spelling still found in many SegFormer-derived preprocessor configs.
         if "reduce_labels" in kwargs:
             kwargs["do_reduce_labels"] = kwargs.pop("reduce_labels")
         super().__init__(**kwargs)
+        _check_size_divisor(self.size_divisor)
 
     # ------------------------------------------------------------------------------------------------
     # Public API
@@ -288,9 +311,19 @@ class SegRetImageProcessor(TorchvisionBackend):
             )
         return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
+    @staticmethod
+    def get_aligned_size(height: int, width: int, size_divisor: int) -> tuple[int, int]:
+        """Return `(height, width)` each rounded up to a multiple of `size_divisor` (mmseg `AlignedResize`)."""
+        return -(-height // size_divisor) * size_divisor, -(-width // size_divisor) * size_divisor
+
     # ------------------------------------------------------------------------------------------------
     # Backend overrides
     # ------------------------------------------------------------------------------------------------
+
+    def _validate_preprocess_kwargs(self, size_divisor: int | None = None, **kwargs: Any) -> None:
+        """The backend's checks, plus `size_divisor` (which may also be overridden per call)."""
+        super()._validate_preprocess_kwargs(**kwargs)
+        _check_size_divisor(size_divisor)
 
     def resize(
         self,
@@ -298,16 +331,26 @@ class SegRetImageProcessor(TorchvisionBackend):
         size: SizeDict,
         resample: Any = None,
         antialias: bool = True,
+        size_divisor: int | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
-        """Resize `(..., H, W)` tensors; the target comes from [`get_output_size`] (keep-ratio aware)."""
+        """
+        Resize `(..., H, W)` tensors to [`get_output_size`] (keep-ratio aware), then, with `size_divisor`, to
+        [`get_aligned_size`] of that. The second step is a separate interpolation of the first one's output, as
+        in mmsegmentation, not one resize straight to the aligned size; each step is skipped when it would not
+        change the size.
+        """
         height, width = image.shape[-2:]
-        new_height, new_width = self.get_output_size(height, width, size)
-        if (new_height, new_width) == (height, width):
-            return image
-        return super().resize(
-            image, SizeDict(height=new_height, width=new_width), resample=resample, antialias=antialias
-        )
+        target = self.get_output_size(height, width, size)
+        targets = [target]
+        if size_divisor:
+            targets.append(self.get_aligned_size(*target, size_divisor))
+        for new_height, new_width in targets:
+            if (new_height, new_width) != tuple(image.shape[-2:]):
+                image = super().resize(
+                    image, SizeDict(height=new_height, width=new_width), resample=resample, antialias=antialias
+                )
+        return image
 
     def convert_to_rgb(
         self, image: torch.Tensor, input_data_format: str | ChannelDimension | None = None
@@ -533,9 +576,10 @@ class SegRetImageProcessor(TorchvisionBackend):
         image_std: float | list[float],
         disable_grouping: bool | None,
         antialias: bool | None = None,
+        size_divisor: int | None = None,
         **kwargs: Any,
     ) -> list[torch.Tensor]:
-        """Reduce labels (maps), resize, rescale and normalise a list of channels-first tensors."""
+        """Reduce labels (maps), resize (and align), rescale and normalise a list of channels-first tensors."""
         if do_reduce_labels:
             images = self.reduce_label(images)
         is_label = not torch.is_floating_point(images[0]) and images[0].dtype != torch.uint8
@@ -547,7 +591,9 @@ class SegRetImageProcessor(TorchvisionBackend):
         if do_resize:
             grouped, index = group_images_by_shape(images, disable_grouping=disable_grouping)
             resized = {
-                shape: self.resize(stacked, size=size, resample=resample, antialias=antialias)
+                shape: self.resize(
+                    stacked, size=size, resample=resample, antialias=antialias, size_divisor=size_divisor
+                )
                 for shape, stacked in grouped.items()
             }
             images = reorder_images(resized, index)

@@ -1,5 +1,7 @@
 """Tests for SegRetImageProcessor (fast, offline, deterministic: small synthetic images only)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -173,6 +175,93 @@ def test_get_output_size_matches_mmcv_rule():
 def test_int_size_means_square(processor):
     out = processor(rgb_array(), size=64, return_tensors="pt")["pixel_values"]
     assert out.shape == (1, 3, 64, 64)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Aligned resize (size_divisor, mmseg AlignedResize)
+# ---------------------------------------------------------------------------------------------------
+
+ADE20K_SIZE = {"shortest_edge": 512, "longest_edge": 2048}
+
+
+def test_aligned_resize_of_an_ade20k_image_and_back():
+    """683x512 (w x h) is fed as 704x512 and its prediction comes back at 683x512."""
+    processor = SegRetImageProcessor(size=ADE20K_SIZE, size_divisor=32)
+    image, seg_map = Image.fromarray(rgb_array(512, 683)), Image.fromarray(label_array(512, 683))
+    out = processor(image, segmentation_maps=seg_map, return_tensors="pt")
+    assert out["pixel_values"].shape == (1, 3, 512, 704)
+    assert out["labels"].shape == (1, 512, 704)
+    assert set(out["labels"].unique().tolist()) <= set(np.unique(label_array(512, 683)).tolist())  # nearest
+    logits = torch.randn(1, 5, 512 // 4, 704 // 4, generator=torch.Generator().manual_seed(0))
+    (segmentation,) = processor.post_process_semantic_segmentation(logits, target_sizes=[image.size[::-1]])
+    assert segmentation.shape == (512, 683)
+
+
+@pytest.mark.parametrize(
+    "width, height, expected",
+    [(512, 384, (512, 704)), (640, 480, (512, 704)), (640, 427, (512, 768)), (3000, 700, (480, 2048))],
+)
+def test_aligned_sizes_follow_mmseg(width, height, expected):
+    processor = SegRetImageProcessor(size=ADE20K_SIZE, size_divisor=32)
+    out = processor(rgb_array(height, width), do_normalize=False, return_tensors="pt")["pixel_values"]
+    assert tuple(out.shape[-2:]) == expected
+
+
+def test_get_aligned_size_rounds_each_side_up():
+    assert SegRetImageProcessor.get_aligned_size(512, 683, 32) == (512, 704)
+    assert SegRetImageProcessor.get_aligned_size(478, 2048, 32) == (480, 2048)
+    assert SegRetImageProcessor.get_aligned_size(1, 33, 32) == (32, 64)
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_second_resize_is_a_separate_bilinear_interpolation(antialias):
+    """Aligned output = bilinear resize of the keep-ratio output to the aligned size, not one direct resize."""
+    image = rgb_array(384, 512)
+    plain = dict(size=ADE20K_SIZE, antialias=antialias, do_rescale=False, do_normalize=False, return_tensors="pt")
+    first = SegRetImageProcessor()(image, **plain)["pixel_values"]
+    assert first.shape == (1, 3, 512, 683)
+    aligned = SegRetImageProcessor(size_divisor=32)(image, **plain)["pixel_values"]
+    reference = F.interpolate(first, size=(512, 704), mode="bilinear", align_corners=False, antialias=antialias)
+    torch.testing.assert_close(aligned, reference, atol=1e-4, rtol=0)
+    direct = F.interpolate(
+        torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=(512, 704), mode="bilinear", align_corners=False
+    )
+    assert (aligned - direct).abs().max() > 1.0
+
+
+def test_size_divisor_none_keeps_todays_output_exactly():
+    images = [rgb_array(48, 70), rgb_array(50, 33, seed=1)]
+    size = {"shortest_edge": 40}
+    reference = SegRetImageProcessor(size=size)(images)["pixel_values"]
+    for out in (
+        SegRetImageProcessor(size=size, size_divisor=None)(images)["pixel_values"],
+        SegRetImageProcessor(size=size, size_divisor=32)(images, size_divisor=None)["pixel_values"],
+    ):
+        assert all(torch.equal(a, b) for a, b in zip(out, reference))
+
+
+def test_already_aligned_image_is_resized_once():
+    image = rgb_array(64, 96)
+    aligned = SegRetImageProcessor(size_divisor=32)(image, size={"shortest_edge": 64}, return_tensors="pt")
+    plain = SegRetImageProcessor()(image, size={"shortest_edge": 64}, return_tensors="pt")
+    assert torch.equal(aligned["pixel_values"], plain["pixel_values"])
+
+
+def test_aligned_batches():
+    """Fixed sizes still stack after alignment; keep-ratio sizes are aligned image by image."""
+    processor = SegRetImageProcessor(size_divisor=32)
+    images = [rgb_array(48, 64), rgb_array(70, 30, seed=1)]
+    maps = [label_array(48, 64), label_array(70, 30, seed=1)]
+    out = processor(images, segmentation_maps=maps, size={"height": 40, "width": 70}, return_tensors="pt")
+    assert out["pixel_values"].shape == (2, 3, 64, 96) and out["labels"].shape == (2, 64, 96)
+    out = processor(images, size={"shortest_edge": 40})
+    assert [tuple(x.shape[-2:]) for x in out["pixel_values"]] == [(64, 64), (96, 64)]  # 40x53, 93x40 aligned
+
+
+@pytest.mark.parametrize("value", [0, -32, 32.0, True, "32"])
+def test_bad_size_divisor_is_refused(value):
+    with pytest.raises(ValueError, match="size_divisor must be a positive integer"):
+        SegRetImageProcessor(size_divisor=value)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -387,6 +476,18 @@ def test_save_and_load_round_trip(tmp_path):
     torch.testing.assert_close(a["labels"], b["labels"])
 
 
+def test_size_divisor_round_trip_and_old_configs(tmp_path):
+    SegRetImageProcessor(size=ADE20K_SIZE, size_divisor=32).save_pretrained(tmp_path)
+    config_file = tmp_path / "preprocessor_config.json"
+    config = json.loads(config_file.read_text())
+    assert config["size_divisor"] == 32
+    assert SegRetImageProcessor.from_pretrained(tmp_path).size_divisor == 32
+    assert SegRetImageProcessor.from_pretrained(tmp_path, size_divisor=None).size_divisor is None
+    del config["size_divisor"]  # saved before the setting existed
+    config_file.write_text(json.dumps(config))
+    assert SegRetImageProcessor.from_pretrained(tmp_path).size_divisor is None
+
+
 def test_default_round_trip(tmp_path, processor):
     processor.save_pretrained(tmp_path)
     loaded = SegRetImageProcessor.from_pretrained(tmp_path)
@@ -450,3 +551,8 @@ def test_error_when_stacking_different_shapes(processor):
 def test_error_on_bad_size(processor):
     with pytest.raises(ValueError):
         processor(rgb_array(), size={"height": 32})
+
+
+def test_error_on_bad_size_divisor_per_call(processor):
+    with pytest.raises(ValueError, match="size_divisor must be a positive integer"):
+        processor(rgb_array(), size_divisor=0)
