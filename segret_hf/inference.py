@@ -4,15 +4,18 @@ The paper evaluated with mmsegmentation. Its test pipeline, reproduced here on t
 image processor, is:
 
 * **resize**: each image is resized as the image processor's `size` says (for the released models "short
-  side to the crop size, aspect ratio kept"), so the default single-scale prediction is exactly what
-  `pipeline("image-segmentation")` returns for the same model folder;
+  side to the crop size, aspect ratio kept") and, when the processor has a `size_divisor` (32 for ADE20K
+  and COCO-Stuff, mmseg `AlignedResize`), stretched to the next multiple of it, so the default single-scale
+  prediction is exactly what `pipeline("image-segmentation")` returns for the same model folder;
 * **multi-scale**: every value of that `size` is multiplied by each ratio (mmseg's `img_ratios`, truncated
-  to an integer like mmseg does), optionally with a horizontally flipped copy whose output is flipped
-  back;
+  to an integer like mmseg does), and each scaled image is aligned to `size_divisor` on its own, as mmseg's
+  `MultiScaleFlipAug` runs `AlignedResize` per scale; optionally with a horizontally flipped copy whose
+  output is flipped back;
 * **sliding window** (mmseg `slide_inference`): windows of `window` pixels every `stride` pixels over the
-  resized image, the last window in each direction aligned to the border, each window's logits upsampled
-  to the window size, summed and divided by the number of windows covering each pixel; an image smaller
-  than a window is zero-padded (in normalised space, i.e. with the mean colour) and the padding cropped off;
+  resized (and aligned) image, the last window in each direction aligned to the border, each window's
+  logits upsampled to the window size, summed and divided by the number of windows covering each pixel;
+  an image smaller than a window is zero-padded (in normalised space, i.e. with the mean colour) and the
+  padding cropped off;
 * **fusion**: logits of each view are resized (bilinear, `align_corners=False`) to the image's original
   size, turned into class probabilities (softmax) and averaged over all views; the prediction is the
   argmax.
@@ -182,10 +185,17 @@ class SegmentationInferencer:
         batch_size: int = 1,
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
+        image_processor_kwargs: Mapping[str, Any] | None = None,
     ) -> SegmentationInferencer:
-        """Load model and image processor from a folder or Hub id (both must be saved there)."""
+        """Load model and image processor from a folder or Hub id (both must be saved there).
+
+        `image_processor_kwargs` override the saved processor settings, e.g. `{"size_divisor": None}` to
+        evaluate a model saved with aligned resizing without it.
+        """
         try:
-            image_processor = AutoImageProcessor.from_pretrained(model_name_or_path)
+            image_processor = AutoImageProcessor.from_pretrained(
+                model_name_or_path, **(image_processor_kwargs or {})
+            )
         except OSError as error:
             raise OSError(
                 f"Could not load an image processor from {model_name_or_path!r}: {error}\nSave one next to the "

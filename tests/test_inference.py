@@ -98,6 +98,68 @@ def test_overlapping_and_padded_windows(model_dir: str) -> None:
         torch.testing.assert_close(probabilities.sum(0), torch.ones(40, 56))
 
 
+@pytest.fixture(scope="module")
+def aligned_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same model saved with mmseg's AlignedResize test protocol (size_divisor 32)."""
+    folder = save_model_folder(tmp_path_factory.mktemp("aligned"), {i: f"LABEL_{i}" for i in range(NUM_LABELS)})
+    SegRetImageProcessor(size={"shortest_edge": 32}, size_divisor=32).save_pretrained(folder)
+    return folder
+
+
+def _view_sizes(inferencer: SegmentationInferencer, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Records the `(height, width)` of every view the inferencer runs (whole image or before sliding)."""
+    sizes = []
+    original = inferencer._view_logits
+
+    def recording(views: list[torch.Tensor]):
+        sizes.extend(tuple(view.shape[-2:]) for view in views)
+        return original(views)
+
+    monkeypatch.setattr(inferencer, "_view_logits", recording)
+    return sizes
+
+
+def test_multi_scale_views_are_aligned_per_scale(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    protocol = InferenceProtocol(scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)
+    multi = SegmentationInferencer.from_pretrained(
+        model_dir, protocol, batch_size=4, image_processor_kwargs={"size_divisor": 32}
+    )
+    sizes = _view_sizes(multi, monkeypatch)
+    probabilities = multi.predict_probabilities([_image(40, 56, 8)])[0]
+    assert probabilities.shape == (NUM_LABELS, 40, 56)
+    # Each ratio scales `size`, the image is resized keep-ratio, then that size is aligned (not the other way).
+    keep_ratio = [
+        SegRetImageProcessor.get_output_size(40, 56, scaled_size({"shortest_edge": 32}, ratio))
+        for ratio in protocol.scales
+    ]
+    expected = [SegRetImageProcessor.get_aligned_size(*hw, 32) for hw in keep_ratio]
+    assert sorted(sizes) == sorted(expected * 2)  # plus the flipped copies
+    assert all(height % 32 == 0 and width % 32 == 0 for height, width in sizes)
+    assert (32, 45) in keep_ratio and (32, 64) in expected
+
+
+def test_sliding_windows_run_over_the_aligned_image(aligned_model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    protocol = InferenceProtocol(window=(24, 24), stride=(16, 16))
+    slide = SegmentationInferencer.from_pretrained(aligned_model_dir, protocol)
+    sizes = _view_sizes(slide, monkeypatch)
+    probabilities = slide.predict_probabilities([_image(40, 56, 9)])[0]
+    assert sizes == [(32, 64)]  # 40x56 -> 32x45 (short side 32) -> aligned to 32x64, then windows
+    assert probabilities.shape == (NUM_LABELS, 40, 56)
+
+
+def test_pipeline_with_aligned_resize_returns_masks_at_the_original_size(aligned_model_dir: str) -> None:
+    segmenter = pipeline("image-segmentation", model=aligned_model_dir, device="cpu")
+    assert segmenter.image_processor.size_divisor == 32
+    label2id = {name: index for index, name in segmenter.model.config.id2label.items()}
+    image = _image(40, 56, 10)
+    (prediction,) = SegmentationInferencer.from_pretrained(aligned_model_dir).predict([image])
+    from_pipeline = torch.full(prediction.shape, -1)
+    for segment in segmenter(image):
+        assert segment["mask"].size == image.size
+        from_pipeline[torch.from_numpy(np.array(segment["mask"]) > 0)] = label2id[segment["label"]]
+    assert torch.equal(from_pipeline, prediction)
+
+
 def test_window_positions_follow_mmseg() -> None:
     assert window_positions(48, 32, 16) == [(0, 32), (16, 48)]
     assert window_positions(50, 32, 20) == [(0, 32), (18, 50)]  # last window aligned to the border
