@@ -2,8 +2,8 @@
 """Evaluate a SegRet (or any transformers semantic-segmentation) model on a dataset split: mIoU & co.
 
 Examples:
-    python scripts/evaluate.py --model path/to/model --dataset_name scene_parse_150 --dataset_preset ade20k \\
-        --split validation --output_file results.json
+    python scripts/evaluate.py --model path/to/model --dataset_name data/ade20k --dataset_preset ade20k \\
+        --split validation --output_file results.json      # a folder from scripts/prepare_dataset.py
     python scripts/evaluate.py ... --multi_scale --flip                 # the paper's "MS" numbers
     python scripts/evaluate.py ... --sliding_window --window 512 --stride 341
 
@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset_name", required=True, help="Hub id, Hub-layout folder or save_to_disk folder.")
     parser.add_argument("--dataset_config_name", default=None, help="Dataset configuration, if it has several.")
     parser.add_argument(
+        "--dataset_revision",
+        default=None,
+        help="Hub branch, tag or commit of the dataset, e.g. refs/convert/parquet (the Hub's parquet export of "
+        "datasets that are loading scripts, such as scene_parse_150).",
+    )
+    parser.add_argument(
         "--dataset_preset",
         default=None,
         help="ade20k, cityscapes, coco-stuff or coco-stuff-10k: columns, label reduction and classes to check.",
@@ -51,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--labels_are_train_ids",
         action="store_true",
-        help="With a Cityscapes/COCO-Stuff preset: the maps already hold train ids, skip the raw-id lookup table.",
+        help="With a preset: the maps already hold train ids, skip the preset's raw-id lookup table or reduction.",
     )
     parser.add_argument("--output_file", default=None, help="Write the metrics and the protocol to this JSON.")
     parser.add_argument("--batch_size", type=int, default=1)
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace, protocol: InferenceProtocol) -> EvaluationRepo
         dataset_name=args.dataset_name,
         split=args.split,
         dataset_config_name=args.dataset_config_name,
+        dataset_revision=args.dataset_revision,
         dataset_preset=args.dataset_preset,
         image_column=args.image_column_name,
         label_column=args.label_column_name,

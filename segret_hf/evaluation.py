@@ -266,6 +266,7 @@ def evaluate(
     do_reduce_labels: bool | None = None,
     labels_are_train_ids: bool = False,
     protocol: InferenceProtocol | None = None,
+    dataset_revision: str | None = None,
     batch_size: int = 1,
     device: str | None = None,
     dtype: str = "float32",
@@ -279,17 +280,19 @@ def evaluate(
     `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion
     (see :class:`~segret_hf.data.label_maps.LabelMapping`) and the class list to check the model against;
     explicit arguments override it. `do_reduce_labels=None` means "the preset's choice, else off".
+    `dataset_revision` is the Hub branch, tag or commit to read (e.g. `refs/convert/parquet`).
     """
     preset = get_preset(dataset_preset) if dataset_preset else None
     protocol = protocol or InferenceProtocol()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    dataset = load_split(dataset_name, split, dataset_config_name)
+    dataset = load_split(dataset_name, split, dataset_config_name, dataset_revision)
     image_column, label_column = resolve_columns(dataset.column_names, image_column, label_column, preset)
     inferencer = SegmentationInferencer.from_pretrained(
         model, protocol, batch_size=batch_size, device=device, dtype=dtype
     )
-    check_label_compatibility(inferencer.id2label, load_id2label(dataset_name, dataset, label_column), preset)
+    dataset_id2label = load_id2label(dataset_name, dataset, label_column, dataset_revision)
+    check_label_compatibility(inferencer.id2label, dataset_id2label, preset)
     mapping = LabelMapping.for_dataset(inferencer.num_labels, preset, do_reduce_labels, labels_are_train_ids)
 
     report = evaluate_dataset(
@@ -308,6 +311,7 @@ def evaluate(
         "dataset": {
             "name": dataset_name,
             "config": dataset_config_name,
+            "revision": dataset_revision,
             "split": split,
             "preset": preset.name if preset else None,
             "image_column": image_column,

@@ -100,6 +100,7 @@ def test_json_records_model_dataset_protocol_and_count(tmp_path: Path, model_dir
     assert results["dataset"] == {
         "name": perfect_dataset,
         "config": None,
+        "revision": None,
         "split": "validation",
         "preset": None,
         "image_column": "image",

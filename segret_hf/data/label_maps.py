@@ -78,10 +78,13 @@ class LabelMapping:
     ) -> LabelMapping:
         """The mapping the flags and the preset imply (`do_reduce_labels=None`: the preset's choice, else off).
 
-        The reduce flag comes first; otherwise a preset's raw annotations go through its lookup table unless
-        the maps already hold train ids.
+        The reduce flag comes first; otherwise a preset's raw annotations go through its lookup table (or its
+        label reduction) unless the maps already hold train ids, which are then read as stored.
         """
-        reduce = do_reduce_labels if do_reduce_labels is not None else bool(preset and preset.do_reduce_labels)
+        if do_reduce_labels is not None:
+            reduce = do_reduce_labels
+        else:  # maps that already hold train ids are not reduced either
+            reduce = bool(preset and preset.do_reduce_labels and not labels_are_train_ids)
         use_lookup = preset is not None and not reduce and not labels_are_train_ids
         return cls(num_labels, reduce=reduce, lookup=preset.label_set.lut() if use_lookup else None)
 

@@ -8,7 +8,8 @@ Shared by training and evaluation so that both accept the same three kinds of `-
 * a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`, loaded with `load_from_disk`.
 
 A wrong split or column name otherwise surfaces as a `KeyError` deep inside preprocessing; here it is a
-`ValueError` that names what was asked for and lists what exists.
+`ValueError` that names what was asked for and lists what exists. A dataset that is only a loading script
+(`scene_parse_150`, which `datasets` no longer runs) gets a :class:`DatasetScriptError` naming both ways out.
 """
 
 from __future__ import annotations
@@ -40,16 +41,61 @@ ID2LABEL_FILENAME = "id2label.json"
 """File the Hugging Face semantic-segmentation examples read class names from (dataset repo root)."""
 
 
+SCRIPT_DATASET_MESSAGE = "Dataset scripts are no longer supported"
+"""Start of the RuntimeError `datasets` (4.0 and later) raises for a dataset that is a loading script."""
+
+_NOT_DATA_SUFFIXES = frozenset({".md", ".json", ".txt"})
+"""Files of a dataset folder that describe it rather than hold its rows."""
+
+
+class DatasetScriptError(ValueError):
+    """The dataset is a loading script, which `datasets` no longer runs; the message names the ways out."""
+
+    def __init__(self, name_or_path: str, found: str) -> None:
+        super().__init__(
+            f"Dataset {name_or_path!r} is a loading script ({found}), which datasets>=4 no longer runs. Either load "
+            "the Hub's parquet export of it with --dataset_revision refs/convert/parquet (Hub datasets only), or "
+            "build a parquet dataset from the official archive with scripts/prepare_dataset.py (ADE20K, "
+            "Cityscapes, COCO-Stuff; see the README's Datasets section) and pass that folder as --dataset_name."
+        )
+
+
 def _is_saved_to_disk(path: Path) -> bool:
     """Whether `path` is a `save_to_disk` folder (a DatasetDict or a single Dataset)."""
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
-def load_split(name_or_path: str, split: str, config_name: str | None = None) -> datasets.Dataset:
+def _refuse_script_folder(path: Path) -> None:
+    """Raise DatasetScriptError for a local folder whose only data files are Python loading scripts."""
+    if not any(path.glob("*.py")):  # a loading script sits at the top of its folder
+        return
+    files = [
+        file
+        for file in path.rglob("*")
+        if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts)
+    ]
+    data_files = [file for file in files if file.suffix.lower() not in _NOT_DATA_SUFFIXES]
+    scripts = [file.name for file in data_files if file.suffix == ".py"]
+    if scripts and len(scripts) == len(data_files):
+        raise DatasetScriptError(str(path), ", ".join(sorted(scripts)))
+
+
+def load_split(
+    name_or_path: str,
+    split: str,
+    config_name: str | None = None,
+    revision: str | None = None,
+    streaming: bool = False,
+) -> datasets.Dataset | datasets.IterableDataset:
     """One split of a Hub dataset, a Hub-layout folder or a `save_to_disk` folder.
+
+    `revision` (a Hub branch, tag or commit, e.g. `refs/convert/parquet`) is passed to `load_dataset`.
+    With `streaming`, Hub ids and Hub-layout folders are read file by file as an IterableDataset without
+    being copied into the datasets cache; a `save_to_disk` folder is already memory-mapped and is iterated.
 
     Raises:
         ValueError: the split does not exist (the message lists the splits that do).
+        DatasetScriptError: the dataset is only a loading script.
         FileNotFoundError: `name_or_path` is neither a readable folder nor a reachable Hub dataset.
     """
     path = Path(name_or_path)
@@ -60,13 +106,19 @@ def load_split(name_or_path: str, split: str, config_name: str | None = None) ->
                 raise ValueError(
                     f"Unknown split {split!r} for dataset {name_or_path!r}; available splits: {list(loaded)}."
                 )
-            return loaded[split]
+            loaded = loaded[split]
         # A single saved Dataset has no split names; it is whatever split it was saved from.
-        return loaded
+        return loaded.to_iterable_dataset() if streaming else loaded
+    if path.is_dir():
+        _refuse_script_folder(path)
     try:
-        return datasets.load_dataset(name_or_path, config_name, split=split)
+        return datasets.load_dataset(name_or_path, config_name, split=split, revision=revision, streaming=streaming)
+    except RuntimeError as error:
+        if SCRIPT_DATASET_MESSAGE in str(error):
+            raise DatasetScriptError(name_or_path, str(error).rsplit("found ", 1)[-1]) from error
+        raise
     except ValueError as error:
-        if "Unknown split" in str(error):
+        if "Unknown split" in str(error) or "Bad split" in str(error):
             raise ValueError(f"Unknown split {split!r} for dataset {name_or_path!r}: {error}") from error
         raise
     except FileNotFoundError as error:
@@ -110,11 +162,16 @@ def resolve_columns(
     return image, label
 
 
-def load_id2label(name_or_path: str, dataset: datasets.Dataset, label_column: str) -> dict[int, str] | None:
+def load_id2label(
+    name_or_path: str,
+    dataset: datasets.Dataset | datasets.IterableDataset,
+    label_column: str,
+    revision: str | None = None,
+) -> dict[int, str] | None:
     """The dataset's class names by id, if it declares them; `None` when it does not.
 
-    Looked up, in order: `id2label.json` in a local folder, `id2label.json` in the Hub dataset repo (skipped
-    quietly when offline or absent), the `ClassLabel` names of the label column.
+    Looked up, in order: `id2label.json` in a local folder, `id2label.json` in the Hub dataset repo at
+    `revision` (skipped quietly when offline or absent), the `ClassLabel` names of the label column.
     """
     path = Path(name_or_path)
     if path.is_dir():
@@ -123,7 +180,8 @@ def load_id2label(name_or_path: str, dataset: datasets.Dataset, label_column: st
             return _read_id2label(local)
     else:
         try:
-            return _read_id2label(Path(hf_hub_download(name_or_path, ID2LABEL_FILENAME, repo_type="dataset")))
+            downloaded = hf_hub_download(name_or_path, ID2LABEL_FILENAME, repo_type="dataset", revision=revision)
+            return _read_id2label(Path(downloaded))
         except (OSError, EntryNotFoundError, HFValidationError):
             pass  # no such file, no network, or not a Hub id: fall through to the features
     feature = dataset.features.get(label_column)

@@ -70,6 +70,13 @@ class DataArguments:
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration (Hub)."})
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub branch, tag or commit of the dataset, e.g. refs/convert/parquet (the Hub's parquet export "
+            "of datasets that are loading scripts, such as scene_parse_150)."
+        },
+    )
     dataset_preset: str | None = field(
         default=None,
         metadata={

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -19,7 +18,7 @@ import PIL.Image
 
 from ..conversion import load_id2label as load_id2label_spec
 from ..data.label_maps import LabelMapError, LabelMapping, label_map_array
-from ..data.loading import load_id2label, load_split, resolve_columns
+from ..data.loading import DatasetScriptError, load_id2label, load_split, resolve_columns
 from ..data.presets import DatasetPreset
 from .arguments import DataArguments
 
@@ -64,27 +63,24 @@ def load_training_split(data_args: DataArguments, split: str, max_samples: int |
     """One split as a map-style Dataset (or an IterableDataset with `--streaming`), cut to `max_samples`.
 
     The row number is added as a column (not materialised with the images: an in-memory int column), so
-    transforms applied with `with_transform` know which row they see.
+    transforms applied with `with_transform` know which row they see. A stream reads the data files (Hub or
+    local Hub layout) as they are, without first copying them into the datasets cache.
     """
     name = data_args.dataset_name
-    if data_args.streaming and not Path(name).is_dir():
-        try:
-            dataset = datasets.load_dataset(name, data_args.dataset_config_name, split=split, streaming=True)
-        except ValueError as error:
-            raise SegmentationDataError(f"Cannot stream split {split!r} of dataset {name!r}: {error}") from error
-        if max_samples is not None:
-            dataset = dataset.take(max_samples)
-        return dataset
     try:
-        dataset = load_split(name, split, data_args.dataset_config_name)
+        dataset = load_split(
+            name, split, data_args.dataset_config_name, data_args.dataset_revision, streaming=data_args.streaming
+        )
+    except DatasetScriptError as error:
+        raise SegmentationDataError(str(error)) from error
     except ValueError as error:
         raise SegmentationDataError(
             f"{error} Choose the split with --{'train' if split == data_args.train_split else 'validation'}_split."
         ) from error
+    if isinstance(dataset, datasets.IterableDataset):
+        return dataset if max_samples is None else dataset.take(max_samples)
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
-    if data_args.streaming:
-        return dataset.to_iterable_dataset()
     return dataset.add_column(INDEX_COLUMN, np.arange(len(dataset), dtype=np.int64))
 
 
@@ -102,7 +98,11 @@ def resolve_id2label(
         id2label, source = preset.label_set.id2label, f"preset {preset.name!r}"
     else:
         source = f"dataset {data_args.dataset_name!r}"
-        id2label = load_id2label(data_args.dataset_name, dataset, label_column) if dataset.features else None
+        id2label = (
+            load_id2label(data_args.dataset_name, dataset, label_column, data_args.dataset_revision)
+            if dataset.features
+            else None
+        )
         if id2label is None:
             raise SegmentationDataError(
                 f"Dataset {data_args.dataset_name!r} does not say what its classes are (no id2label.json beside "
