@@ -28,6 +28,16 @@ def _hw(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _size_divisor(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer (0: no alignment), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options (kept in a function so tests can parse without running)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sliding_window", action="store_true", help="mmseg slide inference instead of whole image.")
     parser.add_argument("--window", type=_hw, default=None, help="Window N or HxW (default: the preset's crop).")
     parser.add_argument("--stride", type=_hw, default=None, help="Step N or HxW (default: 2/3 of the window).")
+    parser.add_argument(
+        "--size_divisor",
+        type=_size_divisor,
+        default=None,
+        help="Stretch each resized image to multiples of N (mmseg AlignedResize; 0: no alignment). Default: the "
+        "preset's choice (32 for ADE20K and COCO-Stuff, none for Cityscapes), else the model's image processor.",
+    )
     parser.add_argument("--save_predictions", default=None, metavar="DIR", help="Write image|label|prediction PNGs.")
     parser.add_argument("--save_predictions_count", type=int, default=16, help="How many samples to draw.")
     parser.add_argument("--no_progress", action="store_true", help="Hide the progress bar.")
@@ -134,6 +151,7 @@ def run(args: argparse.Namespace, protocol: InferenceProtocol) -> EvaluationRepo
         do_reduce_labels=args.do_reduce_labels,
         labels_are_train_ids=args.labels_are_train_ids,
         protocol=protocol,
+        size_divisor=args.size_divisor,
         batch_size=args.batch_size,
         device=args.device,
         dtype=args.dtype,

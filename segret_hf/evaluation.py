@@ -128,6 +128,22 @@ def check_label_compatibility(
             )
 
 
+def size_divisor_override(size_divisor: int | None, preset: DatasetPreset | None = None) -> dict[str, int | None]:
+    """Image-processor settings that fix the test-time alignment (mmseg `AlignedResize`); `{}` keeps the model's.
+
+    An explicit `size_divisor` wins, 0 meaning no alignment; else a dataset preset brings its dataset's paper
+    protocol (32 for ADE20K and COCO-Stuff, none for Cityscapes); else the model's saved processor config
+    decides, so a converted ADE20K model is evaluated the way the paper evaluated it.
+    """
+    if size_divisor is None:
+        return {} if preset is None else {"size_divisor": preset.test_size_divisor}
+    if isinstance(size_divisor, bool) or not isinstance(size_divisor, int) or size_divisor < 0:
+        raise ValueError(
+            f"size_divisor must be a non-negative integer (e.g. 32; 0 for no alignment), got {size_divisor!r}."
+        )
+    return {"size_divisor": size_divisor or None}
+
+
 def _decoder(feature: Any) -> Any:
     """How to turn a stored value of `feature` into an image/array (Image features decode lazily)."""
     if isinstance(feature, datasets.Image):
@@ -266,6 +282,7 @@ def evaluate(
     do_reduce_labels: bool | None = None,
     labels_are_train_ids: bool = False,
     protocol: InferenceProtocol | None = None,
+    size_divisor: int | None = None,
     dataset_revision: str | None = None,
     batch_size: int = 1,
     device: str | None = None,
@@ -280,6 +297,8 @@ def evaluate(
     `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion
     (see :class:`~segret_hf.data.label_maps.LabelMapping`) and the class list to check the model against;
     explicit arguments override it. `do_reduce_labels=None` means "the preset's choice, else off".
+    `size_divisor` aligns the resized test images to its multiples (0: not at all); `None` takes the preset's
+    choice, else the model's image processor config (see :func:`size_divisor_override`).
     `dataset_revision` is the Hub branch, tag or commit to read (e.g. `refs/convert/parquet`).
     """
     preset = get_preset(dataset_preset) if dataset_preset else None
@@ -288,9 +307,17 @@ def evaluate(
 
     dataset = load_split(dataset_name, split, dataset_config_name, dataset_revision)
     image_column, label_column = resolve_columns(dataset.column_names, image_column, label_column, preset)
+    processor_overrides = size_divisor_override(size_divisor, preset)
     inferencer = SegmentationInferencer.from_pretrained(
-        model, protocol, batch_size=batch_size, device=device, dtype=dtype
+        model, protocol, batch_size=batch_size, device=device, dtype=dtype, image_processor_kwargs=processor_overrides
     )
+    used_size_divisor = getattr(inferencer.image_processor, "size_divisor", None)
+    if processor_overrides and used_size_divisor != processor_overrides["size_divisor"]:
+        raise ValueError(
+            f"The model's {type(inferencer.image_processor).__name__} has no size_divisor setting, so test images "
+            f"cannot be aligned to multiples of {processor_overrides['size_divisor']} (asked for by --size_divisor "
+            "or the dataset preset). Pass --size_divisor 0 to evaluate without alignment."
+        )
     dataset_id2label = load_id2label(dataset_name, dataset, label_column, dataset_revision)
     check_label_compatibility(inferencer.id2label, dataset_id2label, preset)
     mapping = LabelMapping.for_dataset(inferencer.num_labels, preset, do_reduce_labels, labels_are_train_ids)
@@ -323,6 +350,7 @@ def evaluate(
         "protocol": {
             **protocol.to_dict(),
             "resize": dict(inferencer.image_processor.size),
+            "size_divisor": used_size_divisor,
             "fusion": "softmax probabilities averaged at the label's original size",
             "ignore_index": mapping.ignore_index,
             "batch_size": batch_size,

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import datasets
 import numpy as np
 import PIL.Image
 import pytest
+from transformers import SegformerImageProcessor
 
 from segret_hf.data.label_maps import reduce_labels
 from segret_hf.data.label_sets import CITYSCAPES
 from segret_hf.data.loading import load_id2label, load_split, resolve_columns
 from segret_hf.data.presets import get_preset
-from segret_hf.evaluation import check_label_compatibility, evaluate
+from segret_hf.evaluation import check_label_compatibility, evaluate, size_divisor_override
+from segret_hf.image_processing_segret import SegRetImageProcessor
 from segret_hf.inference import SegmentationInferencer
 
 from helpers import load_script, save_model_folder, write_parquet_dataset
@@ -224,3 +227,49 @@ def test_save_to_disk_folders_and_column_candidates(tmp_path: Path, perfect_data
     )
     with pytest.raises(ValueError, match="Found no label column"):
         resolve_columns(["image", "caption"])
+
+
+@pytest.fixture(scope="module")
+def aligned_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test model saved with mmseg's AlignedResize test protocol (size_divisor 32)."""
+    folder = save_model_folder(tmp_path_factory.mktemp("aligned"), {i: f"class{i}" for i in range(NUM_LABELS)})
+    SegRetImageProcessor(size={"shortest_edge": 32}, size_divisor=32).save_pretrained(folder)
+    return folder
+
+
+def test_size_divisor_comes_from_the_model_unless_overridden(
+    tmp_path: Path, model_dir: str, aligned_model_dir: str, perfect_dataset: str
+) -> None:
+    cases = [
+        (model_dir, (), None),
+        (aligned_model_dir, (), 32),
+        (aligned_model_dir, ("--size_divisor", "0"), None),
+        (model_dir, ("--size_divisor", "64", "--multi_scale"), 64),
+    ]
+    for index, (model, flags, expected) in enumerate(cases):
+        status, results = _run_cli(tmp_path / str(index), model, perfect_dataset, "--max_samples", "1", *flags)
+        assert status == 0 and results["protocol"]["size_divisor"] == expected
+    with pytest.raises(SystemExit):
+        evaluate_script.build_parser().parse_args(["--model", "m", "--dataset_name", "d", "--size_divisor", "-32"])
+
+
+def test_size_divisor_precedence_flag_then_preset_then_model() -> None:
+    ade20k, cityscapes = get_preset("ade20k"), get_preset("cityscapes")
+    assert size_divisor_override(None) == {}  # the model's processor config decides
+    assert size_divisor_override(None, ade20k) == {"size_divisor": 32}
+    assert size_divisor_override(None, get_preset("coco-stuff-10k")) == {"size_divisor": 32}
+    assert size_divisor_override(None, cityscapes) == {"size_divisor": None}
+    assert size_divisor_override(0, ade20k) == {"size_divisor": None}
+    assert size_divisor_override(16, cityscapes) == {"size_divisor": 16}
+    with pytest.raises(ValueError, match="non-negative integer"):
+        size_divisor_override(-32)
+
+
+def test_size_divisor_needs_a_processor_that_supports_it(tmp_path: Path, model_dir: str, perfect_dataset: str) -> None:
+    segformer_processed = tmp_path / "segformer_processor"
+    shutil.copytree(model_dir, segformer_processed)
+    SegformerImageProcessor(size={"height": 32, "width": 32}).save_pretrained(segformer_processed)
+    with pytest.raises(ValueError, match="SegformerImageProcessor has no size_divisor.*--size_divisor 0"):
+        evaluate(str(segformer_processed), perfect_dataset, size_divisor=32, progress=False)
+    report = evaluate(str(segformer_processed), perfect_dataset, size_divisor=0, max_samples=1, progress=False)
+    assert report.metadata["protocol"]["size_divisor"] is None
