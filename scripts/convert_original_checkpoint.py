@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--image_size",
         help="Resize target of the saved image processor, N or HxW (default 512x512; e.g. 640 for large on ADE20K).",
     )
+    parser.add_argument(
+        "--size_divisor",
+        type=int,
+        help="Test-time alignment of the saved image processor: stretch resized images to multiples of N (mmseg "
+        "AlignedResize; 0: none). Default: 32 for ADE20K and COCO-Stuff classes, else none.",
+    )
     parser.add_argument("--license", default="apache-2.0", help="Hub license id written into the model card.")
     parser.add_argument("--push_to_hub", metavar="REPO_ID", help="Also upload the folder to this Hub model repo.")
     parser.add_argument("--private", action="store_true", help="Create the --push_to_hub repo as private.")
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             num_labels=args.num_labels,
             id2label=args.id2label,
             image_size=args.image_size,
+            size_divisor=args.size_divisor,
             overwrite=args.overwrite,
             push_to_hub=args.push_to_hub,
             private=args.private or None,

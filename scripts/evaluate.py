@@ -28,16 +28,6 @@ def _hw(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _size_divisor(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer (0: no alignment), got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options (kept in a function so tests can parse without running)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=_hw, default=None, help="Step N or HxW (default: 2/3 of the window).")
     parser.add_argument(
         "--size_divisor",
-        type=_size_divisor,
+        type=int,
         default=None,
         help="Stretch each resized image to multiples of N (mmseg AlignedResize; 0: no alignment). Default: the "
         "preset's choice (32 for ADE20K and COCO-Stuff, none for Cityscapes), else the model's image processor.",

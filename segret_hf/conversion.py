@@ -27,7 +27,7 @@ from .configuration_segret import SEGRET_VARIANTS, SegRetConfig
 from .data.label_sets import LABEL_SETS, canonical_name, get_label_set
 from .data.presets import get_preset
 from .image_processing_segret import SegRetImageProcessor
-from .inference import parse_hw
+from .inference import parse_hw, size_divisor_override
 from .model_card import SourceCheckpoint, render_model_card
 from .modeling_segret import SegRetForSemanticSegmentation
 
@@ -493,6 +493,7 @@ def convert_original_checkpoint(
     num_labels: int | None = None,
     id2label: str | Path | None = None,
     image_size: str | int | None = None,
+    size_divisor: int | None = None,
     overwrite: bool = False,
     push_to_hub: str | None = None,
     private: bool | None = None,
@@ -514,6 +515,8 @@ def convert_original_checkpoint(
         num_labels: classes of the segmentation head (needed for backbone-only checkpoints).
         id2label: JSON file or built-in label set name (`ade20k`, `cityscapes`, `coco-stuff`, `coco-stuff-10k`).
         image_size: processor resize target (`N` or `HxW`); the processor's 512x512 default otherwise.
+        size_divisor: the processor's test-time alignment (mmseg `AlignedResize`), 0 for none; by default the
+            dataset's paper protocol (32 for ADE20K and COCO-Stuff, none for Cityscapes or unknown classes).
         overwrite: replace a non-empty `output_dir`.
         push_to_hub: Hub repo id to upload the folder to after writing it.
         private: visibility of a repo that `push_to_hub` creates.
@@ -551,11 +554,12 @@ def convert_original_checkpoint(
         variant = matching_variant(config)
     model, dropped = _build_model(checkpoint, config, attn_implementation="sdpa")
 
-    processor_kwargs: dict[str, Any] = {}
+    preset = get_preset(labels.dataset) if labels.dataset is not None else None
+    processor_kwargs: dict[str, Any] = size_divisor_override(size_divisor, preset)
     if size is not None:
         processor_kwargs["size"] = size
-    if labels.dataset is not None:
-        processor_kwargs["do_reduce_labels"] = get_preset(labels.dataset).do_reduce_labels
+    if preset is not None:
+        processor_kwargs["do_reduce_labels"] = preset.do_reduce_labels
     processor = SegRetImageProcessor(**processor_kwargs)
 
     sha256 = file_sha256(checkpoint_path)

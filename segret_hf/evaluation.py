@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .data.label_maps import LabelMapError, LabelMapping, label_map_array
 from .data.loading import load_id2label, load_split, resolve_columns
 from .data.presets import DatasetPreset, get_preset
-from .inference import InferenceProtocol, SegmentationInferencer, image_size
+from .inference import InferenceProtocol, SegmentationInferencer, image_size, size_divisor_override
 from .metrics import SegmentationMetric, format_per_class_table
 from .visualization import palette_for_labels, side_by_side
 
@@ -126,22 +126,6 @@ def check_label_compatibility(
                 "compared as they are.",
                 len(differing), num_labels, source, first, model_id2label.get(first), reference.get(first),
             )
-
-
-def size_divisor_override(size_divisor: int | None, preset: DatasetPreset | None = None) -> dict[str, int | None]:
-    """Image-processor settings that fix the test-time alignment (mmseg `AlignedResize`); `{}` keeps the model's.
-
-    An explicit `size_divisor` wins, 0 meaning no alignment; else a dataset preset brings its dataset's paper
-    protocol (32 for ADE20K and COCO-Stuff, none for Cityscapes); else the model's saved processor config
-    decides, so a converted ADE20K model is evaluated the way the paper evaluated it.
-    """
-    if size_divisor is None:
-        return {} if preset is None else {"size_divisor": preset.test_size_divisor}
-    if isinstance(size_divisor, bool) or not isinstance(size_divisor, int) or size_divisor < 0:
-        raise ValueError(
-            f"size_divisor must be a non-negative integer (e.g. 32; 0 for no alignment), got {size_divisor!r}."
-        )
-    return {"size_divisor": size_divisor or None}
 
 
 def _decoder(feature: Any) -> Any:

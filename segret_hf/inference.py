@@ -30,12 +30,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import PIL.Image
 import torch
 import torch.nn.functional as F
 from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation, PreTrainedModel
+
+if TYPE_CHECKING:
+    from .data.presets import DatasetPreset
 
 DTYPES: Mapping[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """Names accepted for the inference dtype."""
@@ -111,6 +114,22 @@ def scaled_size(size: Mapping[str, int] | Any, ratio: float) -> dict[str, int]:
             f"Cannot scale the image processor size {items}: expected lengths among {list(_LENGTH_KEYS)}."
         )
     return {key: max(1, int(value * ratio)) for key, value in items.items()}
+
+
+def size_divisor_override(size_divisor: int | None, preset: DatasetPreset | None = None) -> dict[str, int | None]:
+    """Image-processor settings that fix the test-time alignment (mmseg `AlignedResize`); `{}` keeps the model's.
+
+    An explicit `size_divisor` wins, 0 meaning no alignment; else a dataset preset brings its dataset's paper
+    protocol (32 for ADE20K and COCO-Stuff, none for Cityscapes); else the model's saved processor config
+    decides, so a converted ADE20K model is evaluated the way the paper evaluated it.
+    """
+    if size_divisor is None:
+        return {} if preset is None else {"size_divisor": preset.test_size_divisor}
+    if isinstance(size_divisor, bool) or not isinstance(size_divisor, int) or size_divisor < 0:
+        raise ValueError(
+            f"size_divisor must be a non-negative integer (e.g. 32; 0 for no alignment), got {size_divisor!r}."
+        )
+    return {"size_divisor": size_divisor or None}
 
 
 def image_size(image: Any) -> tuple[int, int]:

@@ -378,6 +378,28 @@ def test_variant_round_trip(tiny_variant):
     assert converted.config.id2label[7] == "bed "  # mmseg class names, verbatim
     processor = json.loads((out / "preprocessor_config.json").read_text())
     assert processor["do_reduce_labels"] is True  # ADE20K convention
+    assert processor["size_divisor"] == 32  # the paper's ADE20K test resize (mmseg AlignedResize)
+
+
+def test_size_divisor_follows_the_dataset_unless_given(tmp_path, capsys):
+    architecture = json.loads(ARCHITECTURE.read_text())
+    del architecture["num_classes"]  # the backbone checkpoint takes its classes from --id2label
+    (tmp_path / "arch.json").write_text(json.dumps(architecture))
+
+    def processor_config(*args: str) -> dict:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        common = ("--checkpoint", RMT, "--architecture", tmp_path / "arch.json", "--output_dir", out)
+        assert run_converter(*common, *args) == 0
+        return json.loads((out / "preprocessor_config.json").read_text())
+
+    assert processor_config("--id2label", "coco-stuff")["size_divisor"] == 32
+    assert "size_divisor" not in processor_config("--id2label", "cityscapes")  # plain resize, saved as the default
+    assert "size_divisor" not in processor_config("--id2label", "ade20k", "--size_divisor", "0")
+    assert processor_config("--id2label", "cityscapes", "--size_divisor", "64")["size_divisor"] == 64
+    common = ("--checkpoint", RMT, "--architecture", tmp_path / "arch.json", "--id2label", "ade20k")
+    assert run_converter(*common, "--output_dir", tmp_path / "bad", "--size_divisor", "-32") == 1
+    assert "size_divisor must be a non-negative integer" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_variant_card(tiny_variant):

@@ -16,9 +16,9 @@ from segret_hf.data.label_maps import reduce_labels
 from segret_hf.data.label_sets import CITYSCAPES
 from segret_hf.data.loading import load_id2label, load_split, resolve_columns
 from segret_hf.data.presets import get_preset
-from segret_hf.evaluation import check_label_compatibility, evaluate, size_divisor_override
+from segret_hf.evaluation import check_label_compatibility, evaluate
 from segret_hf.image_processing_segret import SegRetImageProcessor
-from segret_hf.inference import SegmentationInferencer
+from segret_hf.inference import SegmentationInferencer, size_divisor_override
 
 from helpers import load_script, save_model_folder, write_parquet_dataset
 
@@ -238,7 +238,7 @@ def aligned_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_size_divisor_comes_from_the_model_unless_overridden(
-    tmp_path: Path, model_dir: str, aligned_model_dir: str, perfect_dataset: str
+    tmp_path: Path, capsys: pytest.CaptureFixture, model_dir: str, aligned_model_dir: str, perfect_dataset: str
 ) -> None:
     cases = [
         (model_dir, (), None),
@@ -249,8 +249,8 @@ def test_size_divisor_comes_from_the_model_unless_overridden(
     for index, (model, flags, expected) in enumerate(cases):
         status, results = _run_cli(tmp_path / str(index), model, perfect_dataset, "--max_samples", "1", *flags)
         assert status == 0 and results["protocol"]["size_divisor"] == expected
-    with pytest.raises(SystemExit):
-        evaluate_script.build_parser().parse_args(["--model", "m", "--dataset_name", "d", "--size_divisor", "-32"])
+    status, _ = _run_cli(tmp_path, model_dir, perfect_dataset, "--size_divisor", "-32")
+    assert status == 2 and "size_divisor must be a non-negative integer" in capsys.readouterr().err
 
 
 def test_size_divisor_precedence_flag_then_preset_then_model() -> None:
