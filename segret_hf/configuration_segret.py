@@ -175,5 +175,13 @@ class SegRetConfig(PreTrainedConfig):
             raise ValueError(f"Unknown SegRet variant {name!r}; choose one of {sorted(SEGRET_VARIANTS)}.")
         return cls(**{**SEGRET_VARIANTS[name], **overrides})
 
+    def matching_variant(self) -> str | None:
+        """Name of the released size whose network this config describes (stochastic depth aside), if any."""
+        for name, fields in SEGRET_VARIANTS.items():
+            same = all(getattr(self, key) == value for key, value in fields.items() if key != "drop_path_rate")
+            if same and all(value == 2 for value in self.decay_init_values):
+                return name
+        return None
+
 
 __all__ = ["SegRetConfig", "SEGRET_VARIANTS", "ATTENTION_IMPLEMENTATIONS", "PER_STAGE_FIELDS"]

@@ -182,6 +182,39 @@ def _rename_head_key(key: str) -> str | None:
     return None
 
 
+def original_parameter_name(name: str) -> str:
+    """Our parameter name (as in `SegRetForSemanticSegmentation.named_parameters()`) -> the name the same
+    tensor has in an original mmseg SegRet model (`backbone.layers.0.blocks.1.final_layer_norm.weight`).
+
+    The inverse of the converter's renaming, used to apply the released configs' parameter-wise optimiser
+    rules, which match substrings of the original names.
+    """
+    stem = {value: key for key, value in _STEM_INDICES.items()}
+    block = {value: key for key, value in _BLOCK_PARTS.items()}
+    head = {value: key for key, value in _HEAD_PARTS.items()}
+    if match := re.fullmatch(r"segret\.stem\.layers\.(\d+)\.(convolution|normalization)\.(\w+)", name):
+        layer, part, leaf = match.groups()
+        return f"backbone.patch_embed.proj.{stem[(int(layer), part)]}.{leaf}"
+    if match := re.fullmatch(r"segret\.stages\.(\d+)\.blocks\.(\d+)\.layer_scale_([12])", name):
+        return "backbone.layers.{}.blocks.{}.gamma_{}".format(*match.groups())
+    if match := re.fullmatch(r"segret\.stages\.(\d+)\.blocks\.(\d+)\.(.+)\.(\w+)", name):
+        stage, index, part, leaf = match.groups()
+        if part in block:
+            return f"backbone.layers.{stage}.blocks.{index}.{block[part]}.{leaf}"
+    if match := re.fullmatch(r"segret\.stages\.(\d+)\.downsample\.(convolution|normalization)\.(\w+)", name):
+        stage, part, leaf = match.groups()
+        return f"backbone.layers.{stage}.downsample.{'reduction' if part == 'convolution' else 'norm'}.{leaf}"
+    if match := re.fullmatch(r"decode_head\.linear_c\.(\d+)\.(\w+)\.(\w+)", name):
+        stage, part, leaf = match.groups()
+        if part in head:
+            return f"decode_head.linear_c{int(stage) + 1}.{head[part]}.{leaf}"
+    if match := re.fullmatch(r"decode_head\.(linear_fuse|fuse_norm|classifier)\.(\w+)", name):
+        part, leaf = match.groups()
+        original = {"linear_fuse": "linear_fuse.conv", "fuse_norm": "linear_fuse.bn", "classifier": "linear_pred"}
+        return f"decode_head.{original[part]}.{leaf}"
+    raise ValueError(f"{name!r} is not a SegRet parameter name; it has no counterpart in the original model.")
+
+
 def _check_decay_buffers(backbone: dict[str, torch.Tensor], config: SegRetConfig) -> list[str]:
     """Stored `Relpos.decay` buffers that the architecture would not produce (wrong heads/init values)."""
     problems = []
@@ -430,16 +463,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def matching_variant(config: SegRetConfig) -> str | None:
-    """Name of the released size whose network `config` describes (stochastic depth aside), if any."""
-    for name, fields in SEGRET_VARIANTS.items():
-        if all(getattr(config, k) == v for k, v in fields.items() if k != "drop_path_rate") and all(
-            v == 2 for v in config.decay_init_values
-        ):
-            return name
-    return None
-
-
 def parse_image_size(value: str | int | None) -> dict[str, int] | None:
     """`"512"` or `512` -> 512x512; `"512x1024"` -> height 512, width 1024; None keeps the processor default."""
     if value is None:
@@ -551,7 +574,7 @@ def convert_original_checkpoint(
         config = config_from_variant(variant, **label_fields)
     else:
         config = config_from_architecture(architecture, **label_fields)
-        variant = matching_variant(config)
+        variant = config.matching_variant()
     model, dropped = _build_model(checkpoint, config, attn_implementation="sdpa")
 
     preset = get_preset(labels.dataset) if labels.dataset is not None else None
@@ -620,7 +643,6 @@ __all__ = [
     "file_sha256",
     "load_id2label",
     "load_original_checkpoint",
-    "matching_variant",
     "parse_image_size",
     "push_folder_to_hub",
     "resolve_labels",

@@ -15,6 +15,7 @@ from typing import Any
 from huggingface_hub import ModelCardData
 
 from .data.label_sets import canonical_name
+from .data.presets import get_preset
 
 CARD_TAGS = ["segret", "semantic-segmentation", "vision"]
 
@@ -26,10 +27,6 @@ PAPER_MIOU: dict[str, dict[str, tuple[float, float]]] = {
     "base": {"ade20k": (51.63, 52.13), "cityscapes": (83.28, 83.87), "coco-stuff": (45.92, 46.06)},
     "large": {"ade20k": (52.0, 52.23), "cityscapes": (83.36, 83.91), "coco-stuff": (45.78, 46.63)},
 }
-
-# Training crop of each paper result, as the paper's tables list it ("Image Size").
-_PAPER_CROP = {"ade20k": "512x512", "cityscapes": "512x1024", "coco-stuff": "512x512"}
-_PAPER_CROP_LARGE_ADE20K = "640x640"
 
 _DATASET_TITLES = {
     "ade20k": "ADE20K",
@@ -166,12 +163,12 @@ def _results(
             "",
         ]
     # A fine-tuned model shows its own dataset; a backbone-only one shows every target it could be tuned for.
-    shown = [dataset] if dataset and decoder_trained else list(_PAPER_CROP)
+    shown = [dataset] if dataset and decoder_trained else ["ade20k", "cityscapes", "coco-stuff"]
     lines += ["| Dataset | Crop | mIoU (SS) | mIoU (MS) |", "|---|---|---|---|"]
     for name in shown:
         single, multi = paper_miou(variant, name)
-        key = "coco-stuff" if name == "coco-stuff-10k" else name
-        crop = _PAPER_CROP_LARGE_ADE20K if (variant, key) == ("large", "ade20k") else _PAPER_CROP[key]
+        height, width = get_preset(name).recipe(variant).crop_size  # the released config's training crop
+        crop = f"{height}x{width}"
         lines.append(f"| {_DATASET_TITLES[name]} | {crop} | {single} | {multi} |")
     lines.append("")
     if any(name.startswith("coco-stuff") for name in shown):

@@ -7,6 +7,8 @@ handed out as `(B, C, H, W)` views of the same memory (channels_last strides), s
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -265,19 +267,26 @@ class SegRetPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """RMT/SegFormer-style init; the decoder's ZIR convs start at exactly zero (the point of ZIR)."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.trunc_normal_(module.weight, std=std)
+        """Initialise every module as the original code does (docs/architecture.md, "Initialisation").
+
+        RMT gives every Linear of the backbone a truncated normal (std 0.02) and leaves its convolutions at
+        PyTorch's default; mmseg's SegFormer-style head leaves its per-stage Linear and its classifier at
+        PyTorch's default, mmcv's ConvModule gives the fuse conv Kaiming normal (fan_out, ReLU), and the ZIR
+        convs start at exactly zero. The decoder's three special cases are their own module types.
+        """
+        if isinstance(module, SegRetZeroConv):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SegRetFuseConv):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, SegRetPixelLinear):
+            _pytorch_default_init(module)
+        elif isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Conv2d):
-            if getattr(module, "zero_initialised", False):
-                init.zeros_(module.weight)
-            else:
-                init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                init.zeros_(module.bias)
+            _pytorch_default_init(module)
         elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -288,6 +297,15 @@ class SegRetPreTrainedModel(PreTrainedModel):
         elif isinstance(module, SegRetBlock) and module.layer_scale_1 is not None:
             init.constant_(module.layer_scale_1, self.config.layer_scale_init_value)
             init.constant_(module.layer_scale_2, self.config.layer_scale_init_value)
+
+
+def _pytorch_default_init(module: nn.Linear | nn.Conv2d) -> None:
+    """What `reset_parameters` gives a Linear or Conv2d (Kaiming uniform, a=sqrt(5); bias within 1/sqrt(fan_in)),
+    through transformers' guarded init functions so that loaded weights are never overwritten."""
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        bound = 1.0 / math.sqrt(module.weight[0].numel())
+        init.uniform_(module.bias, -bound, bound)
 
 
 class SegRetModel(SegRetPreTrainedModel):
@@ -339,6 +357,20 @@ class SegRetModel(SegRetPreTrainedModel):
         )
 
 
+class SegRetZeroConv(nn.Conv2d):
+    """The 1x1 convolution of a ZIR branch. It starts at exactly zero (weight and bias), so the branch adds
+    nothing until training moves it and the decoder starts as its plain Linear path."""
+
+
+class SegRetPixelLinear(nn.Linear):
+    """The decoder's per-pixel stage projection. It keeps PyTorch's default init, as mmseg's head does: only
+    the backbone's Linears get RMT's truncated normal."""
+
+
+class SegRetFuseConv(nn.Conv2d):
+    """The decoder's 1x1 fuse convolution, an mmcv ConvModule in the original: Kaiming normal (fan_out, ReLU)."""
+
+
 class SegRetStageProjection(nn.Module):
     """`ReLU(Linear(f) + BN(ZeroConv1x1(f)))`: one stage feature to the decoder width C.
 
@@ -348,10 +380,9 @@ class SegRetStageProjection(nn.Module):
     def __init__(self, config: SegRetConfig, in_channels: int) -> None:
         super().__init__()
         out = config.decoder_hidden_size
-        self.proj = nn.Linear(in_channels, out)
+        self.proj = SegRetPixelLinear(in_channels, out)
         if config.use_zero_init_residual:
-            self.zero_conv = nn.Conv2d(in_channels, out, kernel_size=1)
-            self.zero_conv.zero_initialised = True
+            self.zero_conv = SegRetZeroConv(in_channels, out, kernel_size=1)
             self.zero_norm = nn.BatchNorm2d(out, eps=config.batch_norm_eps)
         else:
             self.zero_conv = self.zero_norm = None
@@ -381,7 +412,7 @@ class SegRetDecodeHead(nn.Module):
         super().__init__()
         hidden = config.decoder_hidden_size
         self.linear_c = nn.ModuleList([SegRetStageProjection(config, c) for c in config.hidden_sizes])
-        self.linear_fuse = nn.Conv2d(hidden * len(config.hidden_sizes), hidden, kernel_size=1, bias=False)
+        self.linear_fuse = SegRetFuseConv(hidden * len(config.hidden_sizes), hidden, kernel_size=1, bias=False)
         self.fuse_norm = nn.BatchNorm2d(hidden, eps=config.batch_norm_eps)
         self.dropout = nn.Dropout2d(config.classifier_dropout_prob)
         self.classifier = nn.Conv2d(hidden, config.num_labels, kernel_size=1)

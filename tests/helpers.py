@@ -20,6 +20,7 @@ import torch
 from datasets import Dataset, Features, Image, Value
 
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
+from segret_hf.modeling_segret import SegRetZeroConv
 from segret_hf.training.sample_data import CLASS_NAMES, make_split
 
 TINY_ARCHITECTURE: dict[str, Any] = {
@@ -59,14 +60,16 @@ def save_tiny_model(folder: Path, id2label: dict[int, str], **overrides: Any) ->
 def save_model_folder(folder: Path, id2label: dict[int, str]) -> str:
     """A random SMALL_ARCHITECTURE SegRet (seed 0) and a "short side to 32" processor, like a released folder.
 
-    The zero-initialised residual branch would make every stage's contribution tiny; random BN statistics
+    Trained-like weight scales (Kaiming normal, fan_out, on every convolution but the zero-initialised ones)
     and a scaled classifier give predictions with several classes, so comparisons are not trivial.
     """
     config = SegRetConfig(**SMALL_ARCHITECTURE, num_labels=len(id2label), id2label=id2label)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)
         model = SegRetForSemanticSegmentation(config).eval()
-    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d) and not isinstance(module, SegRetZeroConv):
+                torch.nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         model.decode_head.classifier.weight.mul_(20)
     model.save_pretrained(folder)
     SegRetImageProcessor(size={"shortest_edge": 32}).save_pretrained(folder)

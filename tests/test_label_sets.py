@@ -130,27 +130,20 @@ def test_generate_palette_is_deterministic_and_distinct() -> None:
         generate_palette(-1)
 
 
-def test_presets_match_the_paper() -> None:
+def test_presets_hold_dataset_facts_and_recipes() -> None:
     ade, cityscapes, coco = (DATASET_PRESETS[name] for name in ("ade20k", "cityscapes", "coco-stuff"))
-    assert (ade.crop_size, cityscapes.crop_size, coco.crop_size) == ((512, 512), (512, 1024), (512, 512))
-    assert (ade.train_batch_size, cityscapes.train_batch_size, coco.train_batch_size) == (16, 8, 16)
-    assert (ade.train_iterations, cityscapes.train_iterations, coco.train_iterations) == (160_000, 160_000, 80_000)
-    assert {p.learning_rate for p in (ade, cityscapes, coco)} == {1e-4}
-    assert {p.weight_decay for p in (ade, cityscapes, coco)} == {0.01}
-    assert (ade.train_scale, cityscapes.train_scale, coco.train_scale) == ((2048, 512), (2048, 1024), (2048, 512))
-    assert (ade.test_scale, cityscapes.test_scale, coco.test_scale) == ((2048, 512), (2048, 1024), (2048, 512))
     assert (ade.do_reduce_labels, cityscapes.do_reduce_labels, coco.do_reduce_labels) == (True, False, False)
     assert (ade.num_labels, cityscapes.num_labels, coco.num_labels) == (150, 19, 171)
+    assert (ade.test_size_divisor, cityscapes.test_size_divisor, coco.test_size_divisor) == (32, None, 32)
+    for preset in (ade, cityscapes, coco):
+        assert set(preset.recipes) == {"tiny", "small", "base", "large"}
+        assert preset.recipe(None) is preset.recipe("tiny") is preset.recipe("TINY")
 
 
-def test_preset_variants_and_lookup() -> None:
-    large = get_preset("ade20k").for_variant("large")
-    assert large.crop_size == (640, 640) and large.test_scale == (2560, 640)
-    assert get_preset("ade20k").for_variant("tiny") is get_preset("ade20k")
-    assert get_preset("cityscapes").for_variant("large").crop_size == (512, 1024)
+def test_preset_lookup() -> None:
     assert get_preset("coco_stuff") is DATASET_PRESETS["coco-stuff"]
     ten_k = get_preset("coco-stuff-10k")
-    assert ten_k.label_set is LABEL_SETS["coco-stuff-10k"] and ten_k.train_iterations == 80_000
+    assert ten_k.label_set is LABEL_SETS["coco-stuff-10k"] and ten_k.recipes is DATASET_PRESETS["coco-stuff"].recipes
 
 
 def test_resolve_columns() -> None:

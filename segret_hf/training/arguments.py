@@ -1,35 +1,38 @@
-"""Command-line arguments of the training script and the paper's defaults.
+"""Command-line arguments of the training script and the released recipes' defaults.
 
 Every `TrainingArguments` field is accepted as usual. On top of transformers' own defaults, the script
-applies the paper's recipe (AdamW, lr 1e-4, weight decay 0.01, polynomial decay with power 0.9 to 0) and,
-with `--dataset_preset`, the dataset's crop size, total batch size and iteration count. A default applies
-only where the user did not set the flag, which is why the parser first finds out which flags were given
-(on the command line or in a JSON/YAML file) before building the dataclasses.
+applies a released recipe (:mod:`segret_hf.data.recipes`): with `--dataset_preset`, the configuration
+released for that dataset and model variant (learning rate, betas, weight decay, parameter-wise rules,
+warmup, poly schedule, total batch, iterations, crop, scales); without one, the generic recipe. A default
+applies only where the user did not set the flag, which is why the parser first finds out which flags were
+given (on the command line or in a JSON/YAML file) before building the dataclasses. The recipe that
+results, overrides included, is returned with the arguments so that the run, its card and its
+`trainer_state.json` all state the same numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..configuration_segret import SEGRET_VARIANTS
+from ..configuration_segret import SEGRET_VARIANTS, SegRetConfig
 from ..data.presets import DATASET_PRESETS, DatasetPreset, get_preset
+from ..data.recipes import DEFAULT_RECIPE, PARAMWISE_REGIMES, TrainingRecipe
 from ..inference import parse_hw
 from .sample_data import SAMPLE_DATASET_DIR, SAMPLE_JOB_DEFAULTS
 
-PAPER_LEARNING_RATE = 1e-4
-PAPER_WEIGHT_DECAY = 0.01
-PAPER_POLY_POWER = 0.9
-DEFAULT_CROP_SIZE = 512
+logger = logging.getLogger(__name__)
+
 PRESET_CHOICES = (*DATASET_PRESETS, "coco-stuff-10k")
 
 
@@ -80,8 +83,8 @@ class DataArguments:
     dataset_preset: str | None = field(
         default=None,
         metadata={
-            "help": "Apply the paper's facts and defaults for this dataset (classes, label mapping, crop size, "
-            "batch size, iterations, resize scales).",
+            "help": "Apply this dataset's facts (classes, label mapping, test resize) and the configuration released "
+            "for it and the model variant (optimiser, schedule, batch, iterations, crop, scales).",
             "choices": list(PRESET_CHOICES),
         },
     )
@@ -106,13 +109,13 @@ class DataArguments:
         },
     )
     crop_size: str | None = field(
-        default=None, metadata={"help": "Training crop: N or HxW (default: the preset's, else 512)."}
+        default=None, metadata={"help": "Training crop: N or HxW (default: the recipe's, 512 without a preset)."}
     )
     train_scale: str | None = field(
         default=None,
         metadata={
-            "help": "LONGxSHORT bound of the keep-ratio training rescale before the 0.5-2.0 ratio (mmseg "
-            "img_scale; default: the preset's, else 4*C x C with C the larger crop side)."
+            "help": "LONGxSHORT bound of the keep-ratio training rescale before the random ratio (mmseg "
+            "img_scale; default: the recipe's, or 4*C x C with C the larger side of a --crop_size given)."
         },
     )
     test_scale: str | None = field(
@@ -147,6 +150,38 @@ class OutputArguments:
     )
 
 
+@dataclass
+class RecipeArguments:
+    """Recipe fields that `TrainingArguments` has no flag for; unset ones come from the recipe."""
+
+    paramwise_regime: str | None = field(
+        default=None,
+        metadata={
+            "help": "Parameter-wise optimiser rules: none, res (backbone norms at 0.1x lr without decay, no decay on "
+            "other norms) or sf3 (decoder at 10x lr, no decay on 'norm' parameters). Default: the recipe's.",
+            "choices": list(PARAMWISE_REGIMES),
+        },
+    )
+    warmup_start_factor: float | None = field(
+        default=None,
+        metadata={
+            "help": "Factor of the learning rate at step 0 of the linear warmup (mmcv warmup_ratio; the length is "
+            "--warmup_steps). Default: the recipe's (1e-6)."
+        },
+    )
+    resize_ratio_range: list[float] | None = field(
+        default=None,
+        metadata={"help": "Two numbers: range of the random rescale ratio around --train_scale (default 0.5 2.0)."},
+    )
+    cat_max_ratio: float | None = field(
+        default=None,
+        metadata={
+            "help": "Random crops where one class covers at least this fraction of the labelled pixels are "
+            "redrawn (up to 10 times). Default: the recipe's (0.75); 1 disables."
+        },
+    )
+
+
 @dataclass(frozen=True)
 class SizeArguments:
     """The parsed geometry of a run: crop `(height, width)` and the `(long, short)` resize bounds."""
@@ -164,37 +199,54 @@ def parse_size(text: str, what: str) -> tuple[int, int]:
         raise ValueError(f"--{what}: {error}") from error
 
 
-def resolve_sizes(data_args: DataArguments, preset: DatasetPreset | None) -> SizeArguments:
-    """Crop and resize scales from the flags, else the preset, else scales derived from the crop."""
-    if data_args.crop_size is not None:
-        crop = parse_size(data_args.crop_size, "crop_size")
-    else:
-        crop = preset.crop_size if preset else (DEFAULT_CROP_SIZE, DEFAULT_CROP_SIZE)
+def resolve_sizes(data_args: DataArguments, recipe: TrainingRecipe) -> SizeArguments:
+    """Crop and resize scales from the flags, else the recipe; scales follow a crop given without them."""
+    crop = parse_size(data_args.crop_size, "crop_size") if data_args.crop_size is not None else recipe.crop_size
     if data_args.train_scale is not None:
         train_scale = parse_size(data_args.train_scale, "train_scale")
-    elif preset is not None and data_args.crop_size is None:
-        train_scale = preset.train_scale
-    else:  # ADE20K's ratio: crop 512 -> scale (2048, 512)
+    elif data_args.crop_size is None:
+        train_scale = recipe.train_scale
+    else:  # the ADE20K ratio: crop 512 -> scale (2048, 512)
         train_scale = (4 * max(crop), max(crop))
     if data_args.test_scale is not None:
         test_scale = parse_size(data_args.test_scale, "test_scale")
-    elif preset is not None and data_args.crop_size is None and data_args.train_scale is None:
-        test_scale = preset.test_scale
+    elif data_args.crop_size is None and data_args.train_scale is None:
+        test_scale = recipe.test_scale
     else:
         test_scale = train_scale
     return SizeArguments(crop, tuple(sorted(train_scale, reverse=True)), tuple(sorted(test_scale, reverse=True)))
 
 
-def preset_for(model_args: ModelArguments, data_args: DataArguments) -> DatasetPreset | None:
-    """The dataset preset adjusted to the model variant (e.g. ADE20K large trains on 640 crops)."""
+def recipe_variant(model_args: ModelArguments) -> str | None:
+    """The released variant whose recipe applies: the one asked for, else the one the starting model is."""
+    if model_args.model_variant:
+        return model_args.model_variant
+    source = model_args.model_name_or_path or model_args.backbone_checkpoint
+    if source and not Path(source).is_file():
+        try:
+            return SegRetConfig.from_pretrained(source).matching_variant()
+        except OSError:
+            return None  # the model setup reports an unreadable model with its own message
+    return None
+
+
+def base_recipe(model_args: ModelArguments, data_args: DataArguments) -> TrainingRecipe:
+    """The released recipe of the preset and variant, or the generic one without a preset."""
     if data_args.dataset_preset is None:
-        return None
-    preset = get_preset(data_args.dataset_preset)
-    return preset.for_variant(model_args.model_variant) if model_args.model_variant else preset
+        return DEFAULT_RECIPE
+    variant = recipe_variant(model_args)
+    if variant is None:
+        logger.warning("The model is not a released variant: using the tiny recipe of %s.", data_args.dataset_preset)
+    return get_preset(data_args.dataset_preset).recipe(variant)
+
+
+def preset_for(data_args: DataArguments) -> DatasetPreset | None:
+    """The dataset preset named by `--dataset_preset`, if any."""
+    return get_preset(data_args.dataset_preset) if data_args.dataset_preset is not None else None
 
 
 def _parser() -> HfArgumentParser:
-    return HfArgumentParser((ModelArguments, DataArguments, OutputArguments, TrainingArguments))
+    return HfArgumentParser((ModelArguments, DataArguments, OutputArguments, RecipeArguments, TrainingArguments))
 
 
 def _explicit_arguments(parser: HfArgumentParser, argv: list[str]) -> dict[str, Any]:
@@ -211,11 +263,15 @@ def _explicit_arguments(parser: HfArgumentParser, argv: list[str]) -> dict[str, 
 def default_values(
     model_args: ModelArguments, data_args: DataArguments, explicit: dict[str, Any], world_size: int
 ) -> dict[str, Any]:
-    """Values for every flag the user left unset: the paper's recipe, the preset's facts, or (on the shipped
-    sample dataset) CPU-sized settings."""
+    """Values for every flag the user left unset: the recipe's, or (on the shipped sample dataset) CPU-sized
+    settings."""
+    recipe = base_recipe(model_args, data_args)
     defaults: dict[str, Any] = {
-        "learning_rate": PAPER_LEARNING_RATE,
-        "weight_decay": PAPER_WEIGHT_DECAY,
+        "learning_rate": recipe.learning_rate,
+        "weight_decay": recipe.weight_decay,
+        "adam_beta1": recipe.adam_betas[0],
+        "adam_beta2": recipe.adam_betas[1],
+        "warmup_steps": recipe.warmup_iterations,
         # The transforms read the image and label columns: the Trainer must not drop them.
         "remove_unused_columns": False,
         # Metrics come from a streaming confusion matrix, updated batch by batch.
@@ -225,32 +281,91 @@ def default_values(
         "ddp_find_unused_parameters": False,
     }
     if "lr_scheduler_type" not in explicit:
+        # SegRetTrainer runs "polynomial" as mmcv's poly schedule (segret_hf.training.schedule).
         defaults["lr_scheduler_type"] = "polynomial"
-        defaults["lr_scheduler_kwargs"] = {"power": PAPER_POLY_POWER, "lr_end": 0.0}
-    preset = preset_for(model_args, data_args)
-    if preset is not None:
-        defaults["max_steps"] = preset.train_iterations
+        defaults["lr_scheduler_kwargs"] = {"power": recipe.poly_power, "lr_end": recipe.min_learning_rate}
+    if data_args.dataset_preset is not None:
+        defaults["max_steps"] = recipe.iterations
         accumulation = int(explicit.get("gradient_accumulation_steps", 1))
-        # The paper's batch sizes are totals over all GPUs.
-        per_device = math.ceil(preset.train_batch_size / (world_size * accumulation))
+        # The released batch sizes are totals over 4 GPUs.
+        per_device = math.ceil(recipe.total_batch_size / (world_size * accumulation))
         defaults["per_device_train_batch_size"] = max(1, per_device)
-        defaults["learning_rate"] = preset.learning_rate
-        defaults["weight_decay"] = preset.weight_decay
     elif Path(data_args.dataset_name).resolve() == SAMPLE_DATASET_DIR:
         defaults.update(SAMPLE_JOB_DEFAULTS)
     return {key: value for key, value in defaults.items() if key not in explicit}
 
 
-def parse_arguments(
-    argv: list[str] | None = None,
-) -> tuple[ModelArguments, DataArguments, OutputArguments, TrainingArguments, SizeArguments]:
-    """Parse the command line (or one JSON/YAML file) with the paper's defaults filled in."""
+def effective_recipe(
+    base: TrainingRecipe, training_args: TrainingArguments, recipe_args: RecipeArguments, sizes: SizeArguments
+) -> TrainingRecipe:
+    """The recipe this run actually follows: ``base`` with every flag the user set applied.
+
+    ``config_file`` keeps naming the released config the run started from; :func:`recipe_overrides` lists
+    what differs from it.
+    """
+    scheduler_kwargs = training_args.lr_scheduler_kwargs or {}
+    ratio_range = recipe_args.resize_ratio_range
+    if ratio_range is not None and (len(ratio_range) != 2 or not 0 < ratio_range[0] <= ratio_range[1]):
+        raise ValueError(f"--resize_ratio_range takes two numbers 0 < LOW <= HIGH; got {ratio_range}.")
+    return replace(
+        base,
+        learning_rate=training_args.learning_rate,
+        adam_betas=(training_args.adam_beta1, training_args.adam_beta2),
+        weight_decay=training_args.weight_decay,
+        paramwise_regime=recipe_args.paramwise_regime or base.paramwise_regime,
+        warmup_iterations=training_args.get_warmup_steps(max(training_args.max_steps, 0)),
+        warmup_start_factor=_first_set(recipe_args.warmup_start_factor, base.warmup_start_factor),
+        poly_power=float(scheduler_kwargs.get("power", base.poly_power)),
+        min_learning_rate=float(scheduler_kwargs.get("lr_end", base.min_learning_rate)),
+        samples_per_gpu=training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps,
+        num_gpus=training_args.world_size,
+        iterations=training_args.max_steps,  # -1: the length is set by --num_train_epochs
+        crop_size=sizes.crop_size,
+        train_scale=sizes.train_scale,
+        resize_ratio_range=tuple(ratio_range) if ratio_range is not None else base.resize_ratio_range,
+        cat_max_ratio=_first_set(recipe_args.cat_max_ratio, base.cat_max_ratio),
+        test_scale=sizes.test_scale,
+    )
+
+
+def _first_set(value: float | None, fallback: float) -> float:
+    return fallback if value is None else value
+
+
+def recipe_overrides(base: TrainingRecipe, effective: TrainingRecipe) -> dict[str, tuple[Any, Any]]:
+    """``{field: (released, used)}`` for every recipe field this run changed (batch compared as a total)."""
+    if base.config_file is None:
+        return {}  # the generic recipe is a starting point, not a released configuration to compare with
+    released, used = base.to_dict(), effective.to_dict()
+    ignored = {"samples_per_gpu", "num_gpus"}
+    return {key: (released[key], used[key]) for key in released if key not in ignored and released[key] != used[key]}
+
+
+@dataclass(frozen=True)
+class ParsedArguments:
+    """Everything a training run is configured by, after defaults and overrides are applied."""
+
+    model: ModelArguments
+    data: DataArguments
+    output: OutputArguments
+    training: TrainingArguments
+    sizes: SizeArguments
+    recipe: TrainingRecipe
+    """The recipe the run follows (the released one with the user's flags applied)."""
+    released_recipe: TrainingRecipe
+    """The released (or generic) recipe it started from."""
+
+
+def parse_arguments(argv: list[str] | None = None) -> ParsedArguments:
+    """Parse the command line (or one JSON/YAML file) with the recipe's defaults filled in."""
     argv = sys.argv[1:] if argv is None else list(argv)
     explicit = _explicit_arguments(_parser(), argv)
     own_parser = HfArgumentParser((ModelArguments, DataArguments))
     model_args, data_args = own_parser.parse_dict(explicit, allow_extra_keys=True)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     values = {**default_values(model_args, data_args, explicit, world_size), **explicit}
-    model_args, data_args, output_args, training_args = _parser().parse_dict(values)
-    sizes = resolve_sizes(data_args, preset_for(model_args, data_args))
-    return model_args, data_args, output_args, training_args, sizes
+    model_args, data_args, output_args, recipe_args, training_args = _parser().parse_dict(values)
+    released = base_recipe(model_args, data_args)
+    sizes = resolve_sizes(data_args, released)
+    recipe = effective_recipe(released, training_args, recipe_args, sizes)
+    return ParsedArguments(model_args, data_args, output_args, training_args, sizes, recipe, released)

@@ -12,9 +12,10 @@ from typing import Any
 
 from transformers import Trainer
 
-from ..conversion import matching_variant
 from ..data.label_sets import canonical_name
+from ..data.recipes import TrainingRecipe
 from ..model_card import render_model_card
+from .optim import REGIMES
 
 SUMMARY_METRICS = ("mean_iou", "mean_accuracy", "overall_accuracy")
 
@@ -26,9 +27,8 @@ class RunDescription:
     dataset_name: str
     dataset_preset: str | None
     validation_split: str
-    crop_size: tuple[int, int]
-    train_scale: tuple[int, int]
-    test_scale: tuple[int, int]
+    recipe: TrainingRecipe
+    recipe_overrides: dict[str, tuple[Any, Any]]
     base_model: str | None
     backbone_checkpoint: str | None
 
@@ -56,25 +56,21 @@ def model_card_text(trainer: Trainer, run: RunDescription) -> str:
     metrics = note = None
     if evaluation is not None:
         metrics = {name: evaluation[f"eval_{name}"] for name in SUMMARY_METRICS}
+        long_side, short_side = run.recipe.test_scale
+        divisor = getattr(trainer.processing_class, "size_divisor", None)
+        aligned = f", then each side stretched up to a multiple of {divisor}" if divisor else ""
         note = (
             f"Single-scale evaluation on split `{run.validation_split}` of `{run.dataset_name}` at step "
             f"{evaluation['step']}: images resized with their aspect ratio kept (short side at most "
-            f"{run.test_scale[1]}, long side at most {run.test_scale[0]}), logits resized to the label size, "
+            f"{short_side}, long side at most {long_side}{aligned}), logits resized to the label size, "
             "pixels labelled 255 ignored. Fractions in [0, 1]."
         )
-    total_batch = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
     hyperparameters = {
         "dataset": run.dataset_name + (f" (preset {run.dataset_preset})" if run.dataset_preset else ""),
         "initialisation": run.base_model or run.backbone_checkpoint or "random",
         "training steps": trainer.state.global_step,
-        "total batch size": total_batch,
-        "crop (height x width)": f"{run.crop_size[0]}x{run.crop_size[1]}",
-        "rescale bound (long x short), ratio 0.5-2.0": f"{run.train_scale[0]}x{run.train_scale[1]}",
-        "optimizer": f"{_plain(args.optim)} (backbone norms at 0.1x lr; no decay on norms, biases, layer scales)",
-        "learning rate": args.learning_rate,
-        "weight decay": args.weight_decay,
+        **recipe_rows(run.recipe, run.recipe_overrides),
         "lr schedule": f"{_plain(args.lr_scheduler_type)} {args.lr_scheduler_kwargs or ''}".strip(),
-        "warmup steps": args.warmup_steps,
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "seed": args.seed,
     }
@@ -85,13 +81,42 @@ def model_card_text(trainer: Trainer, run: RunDescription) -> str:
         num_parameters=model.num_parameters(),
         num_labels=model.config.num_labels,
         model_id=args.hub_model_id or args.output_dir,
-        variant=matching_variant(model.config),
+        variant=model.config.matching_variant(),
         dataset=dataset,
         metrics=metrics,
         metrics_note=note,
         hyperparameters=hyperparameters,
         base_model=_hub_id(run.base_model),
     )
+
+
+def recipe_rows(recipe: TrainingRecipe, overrides: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """Card rows stating the recipe a run followed and, where it departs from the released one, from what."""
+    regime = REGIMES[recipe.paramwise_regime]
+    warmup = (
+        f"linear, {recipe.warmup_iterations} steps from {recipe.warmup_start_factor:g}x"
+        if recipe.warmup_iterations
+        else "none"
+    )
+    rows: dict[str, Any] = {
+        "released config": recipe.config_file or "none (generic recipe)",
+        "optimizer": f"AdamW, betas {tuple(recipe.adam_betas)}",
+        "learning rate": recipe.learning_rate,
+        "weight decay": recipe.weight_decay,
+        "parameter-wise rules": f"{recipe.paramwise_regime} ({regime.description})",
+        "warmup": warmup,
+        "poly schedule": f"power {recipe.poly_power:g} to {recipe.min_learning_rate:g} (mmcv PolyLrUpdaterHook)",
+        "total batch size": recipe.total_batch_size,
+        "crop (height x width)": f"{recipe.crop_size[0]}x{recipe.crop_size[1]}",
+        "rescale bound (long x short) and ratio": f"{recipe.train_scale[0]}x{recipe.train_scale[1]}, "
+        f"{recipe.resize_ratio_range[0]:g}-{recipe.resize_ratio_range[1]:g}",
+        "crop cat_max_ratio": recipe.cat_max_ratio,
+    }
+    if overrides:
+        rows["changed from the released config"] = "; ".join(
+            f"{name} {released} -> {used}" for name, (released, used) in overrides.items()
+        )
+    return rows
 
 
 def write_model_card(trainer: Trainer, run: RunDescription) -> Path:

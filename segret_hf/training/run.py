@@ -20,7 +20,7 @@ from transformers import TrainingArguments, set_seed
 from ..data.label_maps import LabelMapping
 from ..data.presets import DatasetPreset
 from ..image_processing_segret import SegRetImageProcessor
-from .arguments import DataArguments, ModelArguments, OutputArguments, SizeArguments, parse_arguments, preset_for
+from .arguments import DataArguments, OutputArguments, ParsedArguments, parse_arguments, preset_for, recipe_overrides
 from .card import RunDescription, write_model_card
 from .collate import SegmentationCollator
 from .data import (
@@ -35,7 +35,7 @@ from .data import (
 )
 from .models import build_model
 from .overlays import write_prediction_overlays
-from .trainer import AugmentationEpochCallback, SegRetTrainer, StreamingSegmentationMetrics
+from .trainer import AugmentationEpochCallback, RecipeCallback, SegRetTrainer, StreamingSegmentationMetrics
 from .transforms import EvaluationResize, PaperAugmentation, SplitTransform
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,10 @@ def _setup_logging(training_args: TrainingArguments) -> None:
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     level = training_args.get_process_log_level()
-    logging.getLogger("segret_hf").setLevel(level)
+    # The run's own summary (recipe, classes, sizes) is shown by default on the main process, as the
+    # transformers example scripts do; --log_level still sets it explicitly.
+    own_level = logging.INFO if training_args.should_log and training_args.log_level == "passive" else level
+    logging.getLogger("segret_hf").setLevel(own_level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
 
@@ -129,18 +132,18 @@ def _final_evaluation(trainer: SegRetTrainer) -> dict[str, float]:
     return trainer.evaluate()
 
 
-def train(
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    output_args: OutputArguments,
-    training_args: TrainingArguments,
-    sizes: SizeArguments,
-) -> dict[str, float]:
+def train(arguments: ParsedArguments) -> dict[str, float]:
     """Run one training job; returns the final evaluation metrics (empty without a validation split)."""
+    model_args, data_args, output_args = arguments.model, arguments.data, arguments.output
+    training_args, sizes, recipe = arguments.training, arguments.sizes, arguments.recipe
     check_output_dir(training_args, output_args)
     if data_args.streaming and training_args.max_steps <= 0:
         raise SegmentationDataError("--streaming needs --max_steps: a stream has no length to count epochs by.")
-    preset = preset_for(model_args, data_args)
+    preset = preset_for(data_args)
+    overrides = recipe_overrides(arguments.released_recipe, recipe)
+    logger.info("Recipe %s", recipe.describe())
+    if overrides:
+        logger.info("Changed from %s: %s", arguments.released_recipe.config_file or "the generic recipe", overrides)
 
     # The main process prepares the datasets cache first; the others then read it instead of racing to write it.
     with training_args.main_process_first(desc="loading and checking the dataset"):
@@ -162,9 +165,17 @@ def train(
     PartialState().wait_for_everyone()
     processor = SegRetImageProcessor(
         size={"shortest_edge": sizes.test_scale[1], "longest_edge": sizes.test_scale[0]},
+        size_divisor=preset.test_size_divisor if preset else None,
         do_reduce_labels=mapping.reduce,
     )
-    augmentation = PaperAugmentation(sizes, processor, seed=training_args.seed, ignore_index=mapping.ignore_index)
+    augmentation = PaperAugmentation(
+        sizes,
+        processor,
+        seed=training_args.seed,
+        ignore_index=mapping.ignore_index,
+        ratio_range=recipe.resize_ratio_range,
+        cat_max_ratio=recipe.cat_max_ratio,
+    )
     if isinstance(train_raw, datasets.IterableDataset):
         # A stream has no sampler: shuffle through a buffer, reseeded every epoch by the Trainer.
         train_raw = train_raw.shuffle(seed=training_args.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
@@ -177,9 +188,8 @@ def train(
         dataset_name=data_args.dataset_name,
         dataset_preset=preset.name if preset else None,
         validation_split=data_args.validation_split,
-        crop_size=sizes.crop_size,
-        train_scale=sizes.train_scale,
-        test_scale=sizes.test_scale,
+        recipe=recipe,
+        recipe_overrides=overrides,
         base_model=model_args.model_name_or_path,
         backbone_checkpoint=model_args.backbone_checkpoint,
     )
@@ -191,7 +201,11 @@ def train(
         processing_class=processor,
         data_collator=SegmentationCollator(len(id2label), data_args.dataset_name, mapping.ignore_index),
         compute_metrics=StreamingSegmentationMetrics(id2label, mapping.ignore_index),
-        callbacks=[AugmentationEpochCallback(augmentation)],
+        callbacks=[
+            AugmentationEpochCallback(augmentation),
+            RecipeCallback(recipe.to_dict(), arguments.released_recipe.config_file),
+        ],
+        recipe=recipe,
         write_model_card=partial(write_model_card, run=run),
     )
 
@@ -225,6 +239,6 @@ def train(
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse the command line and train; see `scripts/train.py --help`."""
-    model_args, data_args, output_args, training_args, sizes = parse_arguments(argv)
-    _setup_logging(training_args)
-    return train(model_args, data_args, output_args, training_args, sizes)
+    arguments = parse_arguments(argv)
+    _setup_logging(arguments.training)
+    return train(arguments)

@@ -2,7 +2,10 @@
 
 Only what the stock Trainer cannot express is overridden:
 
-* `create_optimizer`: parameter groups with per-group weight decay and learning rate (see `optim`).
+* `create_optimizer`: the recipe's parameter-wise rules as per-group weight decay and learning rate
+  (see `optim`).
+* `create_scheduler`: `polynomial` runs as the released configs' mmcv poly schedule with linear warmup
+  (see `schedule`); any other `--lr_scheduler_type` is transformers' own.
 * `compute_loss`: the batch carries `image_sizes` / `label_sizes` for evaluation; only the model inputs are
   passed to the network.
 * `evaluate`: every process evaluates the main process's BatchNorm statistics (the saved ones).
@@ -23,9 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import EvalPrediction, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import SchedulerType
 
+from ..data.recipes import DEFAULT_RECIPE, TrainingRecipe
 from ..metrics import SegmentationMetric
 from .optim import parameter_groups
+from .schedule import PolySchedule
 from .transforms import PaperAugmentation
 
 MODEL_INPUTS = ("pixel_values", "labels")
@@ -35,21 +42,48 @@ class SegRetTrainer(Trainer):
     """Trainer with SegRet's optimiser, evaluation step and model card.
 
     Args:
+        recipe: the recipe the run follows; its parameter-wise regime and warmup start factor are the two
+            settings `TrainingArguments` cannot carry (the rest is in the arguments already).
         write_model_card: called with the trainer to write `README.md` into the output directory; used by
             `create_model_card`, which `push_to_hub` calls.
     """
 
-    def __init__(self, *args: Any, write_model_card: Callable[[Trainer], None] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        recipe: TrainingRecipe = DEFAULT_RECIPE,
+        write_model_card: Callable[[Trainer], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.recipe = recipe
         self._write_model_card = write_model_card
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
             opt_model = self.model if model is None else model
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-            groups = parameter_groups(opt_model, self.args.learning_rate, self.args.weight_decay)
+            groups = parameter_groups(
+                opt_model, self.args.learning_rate, self.args.weight_decay, self.recipe.paramwise_regime
+            )
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        if self.lr_scheduler is None and self.args.lr_scheduler_type == SchedulerType.POLYNOMIAL:
+            kwargs = self.args.lr_scheduler_kwargs or {}
+            schedule = PolySchedule(
+                total_steps=num_training_steps,
+                power=float(kwargs.get("power", self.recipe.poly_power)),
+                min_lr=float(kwargs.get("lr_end", self.recipe.min_learning_rate)),
+                warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                warmup_start_factor=self.recipe.warmup_start_factor,
+            )
+            self.lr_scheduler = schedule.scheduler(self.optimizer if optimizer is None else optimizer)
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def compute_loss(
         self,
@@ -157,3 +191,15 @@ class AugmentationEpochCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self.augmentation.epoch = int(state.epoch or 0)
+
+
+class RecipeCallback(TrainerCallback, ExportableState):
+    """Records the recipe of the run in `trainer_state.json` (under `stateful_callbacks`), next to the
+    step it belongs to, so a checkpoint says how it was trained."""
+
+    def __init__(self, recipe: dict[str, Any], released_from: str | None = None) -> None:
+        self.recipe = recipe
+        self.released_from = released_from
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"recipe": self.recipe, "released_from": self.released_from}, "attributes": {}}
