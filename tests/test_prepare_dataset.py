@@ -32,6 +32,7 @@ from helpers import load_script, save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 24, 32
+STUFF_MAPS = "stuffthingmaps_trainval2017.zip"
 
 prepare_script = load_script(ROOT / "scripts" / "prepare_dataset.py")
 evaluate_script = load_script(ROOT / "scripts" / "evaluate.py")
@@ -137,7 +138,7 @@ def cityscapes_release() -> Release:
 
 def coco_stuff_release() -> Release:
     rng = np.random.default_rng(2)
-    archives: dict[str, dict[str, bytes]] = {"train2017.zip": {}, "val2017.zip": {}, "stuffthingmaps_trainval2017.zip": {}}
+    archives: dict[str, dict[str, bytes]] = {name: {} for name in ("train2017.zip", "val2017.zip", STUFF_MAPS)}
     labels, images = {}, {}
     for split, ids in (("train2017", (9, 25, 30)), ("val2017", (139, 285))):
         for image_id in ids:
@@ -145,7 +146,7 @@ def coco_stuff_release() -> Release:
             labels[name] = label_with(rng, [0, 11, 91, 181, 255])
             images[name] = photo(rng, "JPEG")
             archives[f"{split}.zip"][f"{split}/{name}.jpg"] = images[name]
-            archives["stuffthingmaps_trainval2017.zip"][f"{split}/{name}.png"] = encoded(labels[name], "PNG")
+            archives[STUFF_MAPS][f"{split}/{name}.png"] = encoded(labels[name], "PNG")
     return Release(archives, labels, images)
 
 
@@ -304,7 +305,7 @@ def test_a_subset_of_the_archives_prepares_the_splits_it_holds(tmp_path: Path, c
     release = coco_stuff_release()
     paths = {path.name: path for path in release.zipped(tmp_path / "src")}
     with caplog.at_level(logging.WARNING):
-        code = run_prepare("coco-stuff", [paths["val2017.zip"], paths["stuffthingmaps_trainval2017.zip"]], tmp_path / "o")
+        code = run_prepare("coco-stuff", [paths["val2017.zip"], paths[STUFF_MAPS]], tmp_path / "o")
     assert code == 0
     assert list(datasets.load_dataset(str(tmp_path / "o"))) == ["validation"]
     assert "annotations of split 'train2017' found but none of its images" in caplog.text
@@ -317,7 +318,8 @@ def test_a_subset_of_the_archives_prepares_the_splits_it_holds(tmp_path: Path, c
 
 @pytest.mark.parametrize(
     ("dataset", "train_ids", "streaming"),
-    [("ade20k", False, False), ("cityscapes", True, True), ("coco-stuff", False, False), ("coco-stuff-10k", True, False)],
+    [("ade20k", False, False), ("cityscapes", True, True), ("coco-stuff", False, False),
+     ("coco-stuff-10k", True, False)],
 )
 def test_training_and_evaluation_run_on_a_prepared_dataset(
     dataset: str, train_ids: bool, streaming: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -394,7 +396,7 @@ def test_a_listed_10k_image_missing_from_the_sources_is_named(tmp_path: Path) ->
 
 def test_image_and_annotation_of_different_sizes_are_refused(tmp_path: Path) -> None:
     release = coco_stuff_release()
-    release.archives["stuffthingmaps_trainval2017.zip"]["val2017/000000000139.png"] = encoded(
+    release.archives[STUFF_MAPS]["val2017/000000000139.png"] = encoded(
         np.zeros((HEIGHT, WIDTH + 1), np.uint8), "PNG"
     )
     prepare_fails(
@@ -479,7 +481,9 @@ def test_a_non_empty_output_dir_is_kept_unless_overwriting(tmp_path: Path, capsy
 
 def test_missing_scipy_names_the_extra_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "scipy.io", None)
-    prepare_fails(tmp_path, coco_stuff_10k_release(), "coco-stuff-10k", r"needs scipy.*pip install 'segret-hf\[prepare\]'")
+    prepare_fails(
+        tmp_path, coco_stuff_10k_release(), "coco-stuff-10k", r"needs scipy.*pip install 'segret-hf\[prepare\]'"
+    )
 
 
 def test_push_to_hub_creates_the_dataset_repo_and_uploads_the_folder(

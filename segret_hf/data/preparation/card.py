@@ -30,11 +30,12 @@ class DatasetFacts:
     homepage: str
     downloads: str
     license_id: str
-    """The Hub's licence identifier for the YAML header."""
+    """The Hub's licence identifier for the YAML header (`other` needs `license_link`)."""
     license_text: str
     citation: str
     raw_values: str
     """What the official annotation values mean."""
+    license_link: str = ""
 
 
 DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
@@ -50,13 +51,15 @@ DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
             "benchmark's page for the full terms of use.",
             citation="""@inproceedings{zhou2017scene,
   title     = {Scene Parsing through ADE20K Dataset},
-  author    = {Zhou, Bolei and Zhao, Hang and Puig, Xavier and Fidler, Sanja and Barriuso, Adela and Torralba, Antonio},
+  author    = {Zhou, Bolei and Zhao, Hang and Puig, Xavier and Fidler, Sanja and Barriuso, Adela and
+               Torralba, Antonio},
   booktitle = {CVPR},
   year      = {2017}
 }
 @article{zhou2019semantic,
   title   = {Semantic Understanding of Scenes through the ADE20K Dataset},
-  author  = {Zhou, Bolei and Zhao, Hang and Puig, Xavier and Xiao, Tete and Fidler, Sanja and Barriuso, Adela and Torralba, Antonio},
+  author  = {Zhou, Bolei and Zhao, Hang and Puig, Xavier and Xiao, Tete and Fidler, Sanja and Barriuso, Adela and
+             Torralba, Antonio},
   journal = {International Journal of Computer Vision},
   year    = {2019}
 }""",
@@ -74,11 +77,13 @@ DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
             "the Cityscapes website before use.",
             citation="""@inproceedings{cordts2016cityscapes,
   title     = {The Cityscapes Dataset for Semantic Urban Scene Understanding},
-  author    = {Cordts, Marius and Omran, Mohamed and Ramos, Sebastian and Rehfeld, Timo and Enzweiler, Markus and Benenson, Rodrigo and Franke, Uwe and Roth, Stefan and Schiele, Bernt},
+  author    = {Cordts, Marius and Omran, Mohamed and Ramos, Sebastian and Rehfeld, Timo and Enzweiler, Markus and
+               Benenson, Rodrigo and Franke, Uwe and Roth, Stefan and Schiele, Bernt},
   booktitle = {CVPR},
   year      = {2016}
 }""",
             raw_values="the 34 labelIds 0..33 of cityscapesScripts' labels.py (`*_gtFine_labelIds.png`)",
+            license_link="https://www.cityscapes-dataset.com/license/",
         ),
         "coco-stuff": DatasetFacts(
             title="COCO-Stuff 164k (171 classes)",
@@ -97,7 +102,8 @@ DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
 }
 @inproceedings{lin2014coco,
   title     = {Microsoft COCO: Common Objects in Context},
-  author    = {Lin, Tsung-Yi and Maire, Michael and Belongie, Serge and Hays, James and Perona, Pietro and Ramanan, Deva and Doll{\\'a}r, Piotr and Zitnick, C. Lawrence},
+  author    = {Lin, Tsung-Yi and Maire, Michael and Belongie, Serge and Hays, James and Perona, Pietro and
+               Ramanan, Deva and Doll{\\'a}r, Piotr and Zitnick, C. Lawrence},
   booktitle = {ECCV},
   year      = {2014}
 }""",
@@ -143,8 +149,11 @@ def card_text(
 ) -> str:
     """The card's markdown for a dataset whose splits `summaries` describe; `dataset_name` is what to load."""
     facts = DATASET_FACTS[layout.name]
+    licence = {"license": facts.license_id}
+    if facts.license_link:
+        licence.update(license_name=f"{layout.name}-license", license_link=facts.license_link)
     header = {
-        "license": facts.license_id,
+        **licence,
         "pretty_name": facts.title,
         "task_categories": ["image-segmentation"],
         "task_ids": ["semantic-segmentation"],
@@ -177,7 +186,7 @@ def card_text(
         values = f"the **official raw values**: {facts.raw_values}"
     counts = ", ".join(f"{split.name}: {split.num_rows:,} rows" for split in summaries)
     official = ", ".join(f"{name}: {count:,}" for name, count in layout.official_counts.items())
-    id_text = "`image_id` (the file name stem)" + (" and `city`" if "city" in layout.id_columns else "")
+    city = "\n- `city`: the city the image was taken in" if "city" in layout.id_columns else ""
     skipped = [split for split, output in layout.splits.items() if output is None]
     skipped_note = "".join(f"\n\nThe {split} split is not included: {layout.skipped_reason}" for split in skipped)
     flags = training_flags(layout, train_ids)
@@ -196,8 +205,11 @@ def card_text(
 
 ## Contents
 
-{counts} (the official release has {official}). Columns: `image` (the photograph), `annotation` (a
-single-channel PNG label map of the same size) and {id_text}.{skipped_note}
+{counts} (the official release has {official}).{skipped_note}
+
+- `image`: the photograph, as released
+- `annotation`: a single-channel PNG label map of the same size
+- `image_id`: the file name stem in the release{city}
 
 The annotations hold {values}. `id2label.json` names the {layout.label_set.num_labels} classes a model
 predicts, by train id.
@@ -205,7 +217,8 @@ predicts, by train id.
 ## Training and evaluating SegRet on it
 
 ```bash
-python scripts/train.py --dataset_name {dataset_name} {flags} --model_variant tiny --output_dir segret-tiny-{layout.name}
+python scripts/train.py --dataset_name {dataset_name} {flags} \\
+    --model_variant tiny --output_dir segret-tiny-{layout.name}
 python scripts/evaluate.py --model segret-tiny-{layout.name} --dataset_name {dataset_name} {flags} --split validation
 ```
 

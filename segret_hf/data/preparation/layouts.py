@@ -141,7 +141,9 @@ class DatasetLayout:
         pairs: dict[str, list[Pair]] = {}
         for split, output in self.splits.items():
             if split not in lists:
-                logger.warning("%s: no image list for split %r in the sources; split %r not written.", self.name, split, output)
+                logger.warning(
+                    "%s: no image list for split %r in the sources; split %r not written.", self.name, split, output
+                )
                 continue
             text = files.read(lists[split]).decode("utf-8")
             names = sorted({line.strip() for line in text.splitlines() if line.strip()})

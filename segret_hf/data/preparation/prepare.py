@@ -56,9 +56,12 @@ class PrepareArguments:
             "cocostuff-10k-v1.1.zip)."
         }
     )
-    output_dir: str = field(metadata={"metavar": "DIR", "help": "Folder to write the dataset to (Hub layout: data/*.parquet)."})
+    output_dir: str = field(
+        metadata={"metavar": "DIR", "help": "Folder to write the dataset to (Hub layout: data/*.parquet)."}
+    )
     push_to_hub: str | None = field(
-        default=None, metadata={"metavar": "REPO_ID", "help": "Also upload the finished folder to this Hub dataset repo id."}
+        default=None,
+        metadata={"metavar": "REPO_ID", "help": "Also upload the finished folder to this Hub dataset repo id."},
     )
     private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
     max_shard_size: str = field(

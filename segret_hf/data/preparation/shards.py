@@ -1,7 +1,7 @@
 """Rows -> the Hub's parquet shards (`data/<split>-00000-of-00003.parquet`), written as the rows arrive.
 
 Rows are buffered only up to one row group (100 rows, the size the Hub uses for image datasets, so that the
-dataset viewer and streaming read small pieces), then appended to the open shard; a shard is closed when the
+dataset viewer and streaming read small pieces; fewer when they reach 64 MiB), then appended to the open shard; a shard is closed when the
 next row would take it past `max_shard_size`. Memory therefore depends on the row-group size, not on the
 number of rows. The `-of-N` total is known only at the end, so shards are renamed when the split is done.
 """
@@ -21,6 +21,9 @@ from .errors import DatasetPreparationError
 
 ROW_GROUP_ROWS = 100
 """Rows per parquet row group."""
+
+ROW_GROUP_MAX_BYTES = 64 * 2**20
+"""A row group is written early once its rows hold this many bytes (large images, e.g. Cityscapes' 2 MB PNGs)."""
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -59,6 +62,7 @@ class ShardWriter:
         self.schema = features.arrow_schema  # carries the features (Image columns) in its metadata
         self.max_shard_bytes = max_shard_bytes
         self._buffer: list[dict[str, Any]] = []
+        self._buffer_bytes = 0
         self._writer: pq.ParquetWriter | None = None
         self._shard_bytes = 0
         self._paths: list[Path] = []
@@ -71,10 +75,11 @@ class ShardWriter:
         if self._shard_bytes and self._shard_bytes + size > self.max_shard_bytes:
             self._close_shard()
         self._buffer.append(row)
+        self._buffer_bytes += size
         self._shard_bytes += size
         self.num_rows += 1
         self.num_bytes += size
-        if len(self._buffer) >= ROW_GROUP_ROWS:
+        if len(self._buffer) >= ROW_GROUP_ROWS or self._buffer_bytes >= ROW_GROUP_MAX_BYTES:
             self._flush()
 
     def close(self) -> SplitSummary:
@@ -99,6 +104,7 @@ class ShardWriter:
         columns = {name: [row[name] for row in self._buffer] for name in self.schema.names}
         self._writer.write_table(pa.Table.from_pydict(columns, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
         self._buffer.clear()
+        self._buffer_bytes = 0
 
     def _close_shard(self) -> None:
         self._flush()
