@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from transformers import AutoConfig
+
+from segret_hf import SegRetConfig
 from segret_hf.data.presets import MULTI_SCALE_RATIOS, get_preset
 from segret_hf.evaluation import EvaluationReport, describe_failures, evaluate
 from segret_hf.inference import DTYPES, InferenceProtocol, default_stride, parse_hw
@@ -83,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _released_crop(model: str, dataset_preset: str) -> tuple[int, int]:
+    """Training crop of the released config for the model's variant on the dataset (tiny's for other models)."""
+    config = AutoConfig.from_pretrained(model)
+    variant = config.matching_variant() if isinstance(config, SegRetConfig) else None
+    return get_preset(dataset_preset).recipe(variant).crop_size
+
+
 def protocol_from_args(args: argparse.Namespace) -> InferenceProtocol:
     """The inference protocol the flags describe; errors name the offending flag."""
     scales = tuple(args.scales) if args.scales else (MULTI_SCALE_RATIOS if args.multi_scale else (1.0,))
@@ -90,7 +100,7 @@ def protocol_from_args(args: argparse.Namespace) -> InferenceProtocol:
     if args.sliding_window:
         window = args.window
         if window is None and args.dataset_preset:
-            window = get_preset(args.dataset_preset).crop_size
+            window = _released_crop(args.model, args.dataset_preset)
         if window is None:
             raise ValueError("--sliding_window needs --window (or a --dataset_preset to take its crop size).")
         stride = args.stride or default_stride(window)

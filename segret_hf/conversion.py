@@ -537,7 +537,9 @@ def convert_original_checkpoint(
         architecture: the original constructor's arguments, as a dict or a JSON file.
         num_labels: classes of the segmentation head (needed for backbone-only checkpoints).
         id2label: JSON file or built-in label set name (`ade20k`, `cityscapes`, `coco-stuff`, `coco-stuff-10k`).
-        image_size: processor resize target (`N` or `HxW`); the processor's 512x512 default otherwise.
+        image_size: processor resize target (`N` or `HxW`); by default the released config's keep-ratio test
+            scale for the dataset and variant (e.g. short side 512, long side 2048 on ADE20K), else the
+            processor's 512x512.
         size_divisor: the processor's test-time alignment (mmseg `AlignedResize`), 0 for none; by default the
             dataset's paper protocol (32 for ADE20K and COCO-Stuff, none for Cityscapes or unknown classes).
         overwrite: replace a non-empty `output_dir`.
@@ -579,6 +581,9 @@ def convert_original_checkpoint(
 
     preset = get_preset(labels.dataset) if labels.dataset is not None else None
     processor_kwargs: dict[str, Any] = size_divisor_override(size_divisor, preset)
+    if size is None and preset is not None:  # the released config's keep-ratio test resize
+        long_side, short_side = preset.recipe(variant).test_scale
+        size = {"shortest_edge": short_side, "longest_edge": long_side}
     if size is not None:
         processor_kwargs["size"] = size
     if preset is not None:

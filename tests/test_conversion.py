@@ -379,6 +379,7 @@ def test_variant_round_trip(tiny_variant):
     processor = json.loads((out / "preprocessor_config.json").read_text())
     assert processor["do_reduce_labels"] is True  # ADE20K convention
     assert processor["size_divisor"] == 32  # the paper's ADE20K test resize (mmseg AlignedResize)
+    assert processor["size"] == {"shortest_edge": 512, "longest_edge": 2048}  # the released tiny config's scale
 
 
 def test_size_divisor_follows_the_dataset_unless_given(tmp_path, capsys):
@@ -393,7 +394,9 @@ def test_size_divisor_follows_the_dataset_unless_given(tmp_path, capsys):
         return json.loads((out / "preprocessor_config.json").read_text())
 
     assert processor_config("--id2label", "coco-stuff")["size_divisor"] == 32
-    assert "size_divisor" not in processor_config("--id2label", "cityscapes")  # plain resize, saved as the default
+    cityscapes = processor_config("--id2label", "cityscapes")
+    assert "size_divisor" not in cityscapes  # plain resize, saved as the default
+    assert cityscapes["size"] == {"shortest_edge": 1024, "longest_edge": 2048}  # unknown variant: tiny's config
     assert "size_divisor" not in processor_config("--id2label", "ade20k", "--size_divisor", "0")
     assert processor_config("--id2label", "cityscapes", "--size_divisor", "64")["size_divisor"] == 64
     common = ("--checkpoint", RMT, "--architecture", tmp_path / "arch.json", "--id2label", "ade20k")
