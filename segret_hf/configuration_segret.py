@@ -1,6 +1,6 @@
 """SegRet model configuration.
 
-Every hyper-parameter of the released network (see ARCHITECTURE.md of the project) lives here, so a
+Every hyper-parameter of the released network (docs/architecture.md in the repository) lives here, so a
 saved `config.json` alone rebuilds the exact model. Names follow transformers' SegFormer config where
 an equivalent exists (`hidden_sizes`, `depths`, `num_attention_heads`, `decoder_hidden_size`); the
 retention-specific ones say what they control (the original RMT argument name is given in brackets).

@@ -1,6 +1,6 @@
 """PyTorch SegRet: RMT (Vision RetNet) backbone and SegRet's zero-initialised residual decoder.
 
-The network is exactly the one of the released checkpoints (see the project's ARCHITECTURE.md).
+The network is exactly the one of the released checkpoints (docs/architecture.md in the repository).
 Backbone blocks keep activations channels-last, `(B, H, W, C)`, as the original does; stage features are
 handed out as `(B, C, H, W)` views of the same memory (channels_last strides), so no copies are made.
 """
