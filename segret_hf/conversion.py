@@ -291,22 +291,6 @@ def _conversion_error(problems: list[str]) -> CheckpointConversionError:
     )
 
 
-def convert_state_dict(
-    checkpoint: OriginalCheckpoint, reference: dict[str, torch.Tensor]
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Map original tensors onto `reference` (a `SegRetForSemanticSegmentation` state dict).
-
-    Returns the converted tensors (a backbone-only checkpoint yields only `segret.*` keys) and the list of
-    original keys deliberately dropped. Raises `CheckpointConversionError` on any unmapped, missing or
-    mis-shaped tensor.
-    """
-    num_stages = len({k.split(".")[2] for k in reference if k.startswith("segret.stages.")})
-    converted, dropped, problems = _map_tensors(checkpoint, reference, num_stages)
-    if problems:
-        raise _conversion_error(problems)
-    return converted, dropped
-
-
 def _build_model(
     checkpoint: OriginalCheckpoint, config: SegRetConfig, attn_implementation: str
 ) -> tuple[SegRetForSemanticSegmentation, list[str]]:
@@ -643,7 +627,6 @@ __all__ = [
     "config_from_variant",
     "convert_checkpoint",
     "convert_original_checkpoint",
-    "convert_state_dict",
     "dataset_of_class_names",
     "file_sha256",
     "load_id2label",

@@ -54,7 +54,7 @@ from transformers.image_utils import (
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType
 
-try:  # transformers >= 5 ships a dedicated output class; keep working if it moves.
+try:  # a dedicated output class that later 5.x releases ship; transformers 5.0 does not have it.
     from transformers.image_processing_outputs import SemanticSegmentationPostProcessorOutput
 except ImportError:  # pragma: no cover - depends on the installed transformers version
     SemanticSegmentationPostProcessorOutput = None
@@ -264,7 +264,7 @@ class SegRetImageProcessor(TorchvisionBackend):
         segmentations = [score.argmax(dim=0) for score in scores]
         if not return_segmentation_scores:
             return segmentations
-        if SemanticSegmentationPostProcessorOutput is None:  # pragma: no cover - old transformers
+        if SemanticSegmentationPostProcessorOutput is None:  # pragma: no cover - transformers 5.0
             return [BatchFeature({"segmentation": s, "segmentation_scores": p}) for s, p in zip(segmentations, scores)]
         return [
             SemanticSegmentationPostProcessorOutput(data={"segmentation": s, "segmentation_scores": p})

@@ -242,3 +242,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     arguments = parse_arguments(argv)
     _setup_logging(arguments.training)
     return train(arguments)
+
+
+def cli() -> int:
+    """The `segret-train` console command: exit status 0 after a run (`main` returns the metrics instead)."""
+    main()
+    return 0
