@@ -8,6 +8,7 @@ retention-specific ones say what they control (the original RMT argument name is
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from transformers import PreTrainedConfig
@@ -159,6 +160,27 @@ class SegRetConfig(PreTrainedConfig):
         for name in ("hidden_sizes", "depths"):
             if any(v <= 0 for v in getattr(self, name)):
                 raise ValueError(f"SegRetConfig.{name} must be positive integers, got {getattr(self, name)}.")
+        for name in ("decay_init_values", "decay_heads_ranges", "mlp_ratios"):
+            if not all(math.isfinite(v) for v in getattr(self, name)):
+                raise ValueError(f"SegRetConfig.{name} must be finite numbers, got {getattr(self, name)}.")
+        if any(ratio <= 0 for ratio in self.mlp_ratios):
+            raise ValueError(f"SegRetConfig.mlp_ratios must be positive, got {self.mlp_ratios}.")
+        for stage, (start, spread, heads) in enumerate(
+            zip(self.decay_init_values, self.decay_heads_ranges, self.num_attention_heads)
+        ):
+            # Head h decays by 1 - 2 ** -(start + spread * h / heads); a rate in (0, 1) needs a positive exponent.
+            if min(start, start + spread * (heads - 1) / heads) <= 0:
+                raise ValueError(
+                    f"SegRetConfig: stage {stage} has decay_init_values {start} and decay_heads_ranges {spread}, "
+                    "which give a head a decay rate outside (0, 1); use a positive decay_init_values (2 in every "
+                    "released variant) and a decay_heads_ranges that keeps start + range * h / heads positive."
+                )
+        for name in ("layer_norm_eps", "batch_norm_eps", "initializer_range"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"SegRetConfig.{name} must be a positive finite number, got {value}.")
+        if not math.isfinite(self.layer_scale_init_value):
+            raise ValueError(f"SegRetConfig.layer_scale_init_value must be finite, got {self.layer_scale_init_value}.")
         if self.decoder_hidden_size <= 0:
             raise ValueError(f"SegRetConfig.decoder_hidden_size must be positive, got {self.decoder_hidden_size}.")
         if not 0.0 <= self.drop_path_rate < 1.0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import os
 import subprocess
 import sys
@@ -97,6 +98,12 @@ def test_parameter_counts_match_the_released_networks(variant, expected):
         ({"hidden_sizes": [16, 32, 48]}, "4 entries"),
         ({"depths": [1, 1, 2, 1, 1]}, "4 entries"),
         ({"decomposed_retention": [True, True]}, "4 entries"),
+        ({"decay_heads_ranges": [-4.0, 4.0, 6.0, 6.0]}, "decay rate outside"),
+        ({"decay_init_values": [float("nan"), 2.0, 2.0, 2.0]}, "decay_init_values must be finite"),
+        ({"decay_init_values": [0.0, 2.0, 2.0, 2.0]}, "decay rate outside"),
+        ({"mlp_ratios": [-3.0, 3.0, 3.0, 3.0]}, "mlp_ratios must be positive"),
+        ({"layer_norm_eps": 0.0}, "layer_norm_eps must be a positive"),
+        ({"layer_scale_init_value": float("inf")}, "layer_scale_init_value must be finite"),
     ],
 )
 def test_config_rejects_impossible_networks(overrides, message):
@@ -363,3 +370,21 @@ def test_config_json_is_plain_and_auto_mapped(saved_model):
     assert config["auto_map"]["AutoModelForSemanticSegmentation"] == "modeling_segret.SegRetForSemanticSegmentation"
     assert config["architectures"] == ["SegRetForSemanticSegmentation"]
     assert segret_hf.SegRetConfig.from_pretrained(folder).num_labels == 5
+
+
+def test_fresh_model_is_initialised_as_the_original_code():
+    torch.manual_seed(0)
+    model = SegRetForSemanticSegmentation(SegRetConfig.from_variant("tiny", num_labels=4)).train()
+    head = model.decode_head
+    for stage in head.linear_c:
+        assert not stage.zero_conv.weight.any() and not stage.zero_conv.bias.any()  # ZIR starts at zero
+        assert stage.proj.weight.abs().max() <= 1 / stage.proj.in_features**0.5  # PyTorch default (uniform)
+    assert head.classifier.weight.abs().max() <= 1 / 256**0.5  # PyTorch default, not Kaiming (std 0.71)
+    assert head.linear_fuse.weight.std().item() == pytest.approx((2 / 256) ** 0.5, rel=0.05)  # fan_out, ReLU
+    q_proj = model.segret.stages[2].blocks[0].retention.q_proj
+    assert q_proj.weight.std().item() == pytest.approx(0.02, rel=0.1) and not q_proj.bias.any()  # RMT
+    stem = model.segret.stem.layers[0].convolution  # PyTorch default: uniform within 1/sqrt(fan_in)
+    assert stem.weight.abs().max() <= 1 / 27**0.5
+    labels = torch.randint(0, 4, (2, 64, 64))
+    loss = model(pixel_values=torch.randn(2, 3, 64, 64), labels=labels).loss
+    assert loss.item() == pytest.approx(math.log(4), abs=0.3)  # a near-uniform first prediction
