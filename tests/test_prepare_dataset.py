@@ -437,6 +437,13 @@ def test_unreadable_images_and_annotations_are_named(tmp_path: Path) -> None:
     image = "ADEChallengeData2016/images/training/ADE_train_00000003.jpg"
     members[image] = members[image][: len(members[image]) // 2]
     prepare_fails(tmp_path / "image", release, "ade20k", rf"{image} is not a readable image")
+    release = cityscapes_release()
+    members = release.archives["leftImg8bit_trainvaltest.zip"]
+    image = "leftImg8bit/train/bochum/bochum_000000_000007_leftImg8bit.png"
+    damaged = bytearray(members[image])
+    damaged[len(damaged) // 2] ^= 0xFF
+    members[image] = bytes(damaged)
+    prepare_fails(tmp_path / "png", release, "cityscapes", rf"{image} is not a readable image")
     release = coco_stuff_10k_release()
     release.archives["cocostuff-10k-v1.1.zip"]["annotations/COCO_train2014_000000000081.mat"] = b"not a mat file"
     prepare_fails(tmp_path / "mat", release, "coco-stuff-10k", r"COCO_train2014_000000000081.mat is not a readable")

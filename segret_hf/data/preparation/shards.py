@@ -99,7 +99,10 @@ class ShardWriter:
             return
         if self._writer is None:
             path = self.folder / f"{self.split}-partial-{len(self._paths):05d}.parquet"
-            self._writer = pq.ParquetWriter(path, self.schema)
+            # JPEG and PNG bytes are compressed already and all distinct: compressing or dictionary-encoding
+            # them again would only cost time. Identifier strings repeat (cities) and keep their dictionary.
+            identifiers = [field.name for field in self.schema if not pa.types.is_struct(field.type)]
+            self._writer = pq.ParquetWriter(path, self.schema, compression="none", use_dictionary=identifiers)
             self._paths.append(path)
         columns = {name: [row[name] for row in self._buffer] for name in self.schema.names}
         self._writer.write_table(pa.Table.from_pydict(columns, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
