@@ -2,10 +2,11 @@
 """Train or fine-tune SegRet for semantic segmentation with the Hugging Face Trainer.
 
     python scripts/train.py --model_variant tiny --output_dir outputs/sample
-    accelerate launch scripts/train.py --dataset_name scene_parse_150 --dataset_preset ade20k \
+    accelerate launch scripts/train.py --dataset_name data/ade20k --dataset_preset ade20k \
         --model_variant tiny --backbone_checkpoint rmt_t.pth --output_dir segret-tiny-ade --bf16
 
-Every `TrainingArguments` flag works; see `--help`. The work is done by `segret_hf.training.run`.
+`data/ade20k` is a folder written by `scripts/prepare_dataset.py` from the official archive. Every
+`TrainingArguments` flag works; see `--help`. The work is done by `segret_hf.training.run`.
 """
 
 from segret_hf.training.run import main
