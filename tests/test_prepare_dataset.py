@@ -357,13 +357,12 @@ def test_training_and_evaluation_run_on_a_prepared_dataset(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def prepare_fails(tmp_path: Path, release: Release, dataset: str, match: str, *extra: str) -> None:
+def prepare_fails(tmp_path: Path, release: Release, dataset: str, match: str, num_proc: int = 1) -> None:
     output = tmp_path / "out"
+    source = [str(path) for path in release.zipped(tmp_path / "src")]
     with pytest.raises(prepare_module.DatasetPreparationError, match=match):
         prepare_module.prepare_dataset(
-            prepare_module.PrepareArguments(
-                dataset=dataset, source=[str(p) for p in release.zipped(tmp_path / "src")], output_dir=str(output)
-            )
+            prepare_module.PrepareArguments(dataset=dataset, source=source, output_dir=str(output), num_proc=num_proc)
         )
     assert not output.exists() and sorted(path.name for path in tmp_path.iterdir()) == ["src"]
 
@@ -403,6 +402,7 @@ def test_image_and_annotation_of_different_sizes_are_refused(tmp_path: Path) -> 
         tmp_path, release, "coco-stuff",
         r"stuffthingmaps_trainval2017.zip:val2017/000000000139.png is 33x24 but its image .*val2017.zip:"
         r"val2017/000000000139.jpg is 32x24 \(width x height\)",
+        num_proc=2,  # raised in a worker process, reported the same way
     )  # fmt: skip
 
 

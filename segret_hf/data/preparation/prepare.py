@@ -137,8 +137,6 @@ def _ordered_rows(
 
 
 def _process_pool(args: PrepareArguments) -> ProcessPoolExecutor | None:
-    if args.num_proc < 1:
-        raise DatasetPreparationError(f"--num_proc must be at least 1, got {args.num_proc}.")
     if args.num_proc == 1:
         return None
     methods = multiprocessing.get_all_start_methods()
@@ -169,6 +167,8 @@ def prepare_dataset(args: PrepareArguments) -> Path:
     """Build the dataset `args` describe; returns the output folder (and pushes it when asked)."""
     if args.dataset not in LAYOUTS:
         raise DatasetPreparationError(f"--dataset {args.dataset!r} is not one of {list(LAYOUTS)}.")
+    if args.num_proc < 1:
+        raise DatasetPreparationError(f"--num_proc must be at least 1, got {args.num_proc}.")
     layout = LAYOUTS[args.dataset]
     max_shard_bytes = parse_size(args.max_shard_size)
     output = Path(args.output_dir).resolve()
