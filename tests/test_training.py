@@ -20,7 +20,6 @@ import torch.utils.checkpoint
 import transformers.modeling_utils
 from huggingface_hub import HfApi
 from safetensors.torch import load_file
-from torchvision import tv_tensors
 from transformers import EvalPrediction, TrainerControl, TrainerState
 
 from segret_hf import SegRetForSemanticSegmentation, SegRetImageProcessor
@@ -39,14 +38,7 @@ from segret_hf.training.models import ModelSetupError, build_model
 from segret_hf.training.run import OutputDirectoryError, main, sync_batch_norm
 from segret_hf.training.sample_data import CLASS_NAMES, SAMPLE_DATASET_DIR
 from segret_hf.training.trainer import AugmentationEpochCallback, StreamingSegmentationMetrics
-from segret_hf.training.transforms import (
-    CategoryBalancedRandomCrop,
-    PaperAugmentation,
-    PhotoMetricDistortion,
-    normalisation,
-    sample_seed,
-    training_pipeline,
-)
+from segret_hf.training.transforms import PaperAugmentation, sample_seed
 
 from helpers import INT_FEATURE, save_tiny_model, stripes, write_parquet_dataset, write_scenes_dataset
 
@@ -331,77 +323,8 @@ def test_batch_norm_is_synchronised_across_gpu_processes_only(tiny_model: Path) 
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Augmentation and metrics
+# Augmentation (see also test_transforms.py) and metrics
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _block_labels(height: int = 64, width: int = 80, block: int = 16) -> torch.Tensor:
-    rows, cols = torch.arange(height)[:, None] // block, torch.arange(width)[None] // block
-    return (rows * (width // block) + cols).to(torch.int64)
-
-
-def test_augmentation_keeps_image_and_label_aligned() -> None:
-    """Each label block has its own grey level; after the full pipeline every block must still be uniform
-    in the image and grey levels must still increase with the block id (the photometric part is global)."""
-    processor = SegRetImageProcessor()
-    labels = _block_labels()
-    grey = (40 + 8 * labels).to(torch.float32)
-    sizes = SizeArguments(crop_size=(48, 56), train_scale=(256, 64), test_scale=(256, 64))
-    pipeline = training_pipeline(sizes, processor)
-    mean = torch.tensor(processor.image_mean)[:, None, None] * 255
-    std = torch.tensor(processor.image_std)[:, None, None] * 255
-    flips = set()
-    for seed in range(20):
-        torch.manual_seed(seed)
-        image, mask = pipeline(tv_tensors.Image(grey.expand(3, -1, -1).clone()), tv_tensors.Mask(labels[None]))
-        assert image.shape == (3, 48, 56) and mask.shape == (1, 48, 56)
-        pixels, mask = (image * std + mean)[0], mask[0]
-        padded = mask == 255
-        assert torch.allclose(image[:, padded], torch.zeros(())), "padding must be 0 in normalised space"
-        # Pixels at least 2 pixels away from a block edge: bilinear (image) and nearest (mask, floor rule as
-        # cv2/mmseg) resizing put an edge up to ~1.5 pixels apart.
-        interior = torch.zeros_like(mask, dtype=torch.bool)
-        interior[2:-2, 2:-2] = True
-        for dy in range(-2, 3):
-            for dx in range(-2, 3):
-                interior &= torch.roll(mask, (dy, dx), (0, 1)) == mask
-        medians = []
-        for value in torch.unique(mask[interior & ~padded]).tolist():
-            values = pixels[interior & (mask == value)]
-            assert values.max() - values.min() < 2.0, f"seed {seed}: block {value} is not uniform"
-            medians.append(values.median().item())
-        assert medians == sorted(medians), f"seed {seed}: grey levels no longer follow the blocks"
-        first_row = mask[0][mask[0] != 255]
-        flips.add(bool(first_row[0] > first_row[-1]) if len(first_row) > 1 and first_row[0] != first_row[-1] else None)
-    assert {True, False} <= flips, "both flipped and unflipped crops should occur"
-
-
-def test_photometric_distortion_leaves_labels_alone_and_stays_in_range() -> None:
-    image = tv_tensors.Image(torch.rand(3, 20, 24) * 255)
-    mask = tv_tensors.Mask(torch.randint(0, 5, (1, 20, 24)))
-    for seed in range(10):
-        torch.manual_seed(seed)
-        out_image, out_mask = PhotoMetricDistortion()(image, mask)
-        assert torch.equal(out_mask, mask)
-        assert out_image.min() >= 0 and out_image.max() <= 255 + 1e-3
-
-
-def test_category_balanced_crop_avoids_single_class_crops() -> None:
-    mask = torch.zeros(1, 64, 64, dtype=torch.int64)
-    mask[:, :, 48:] = 1  # class 1 only in the right quarter: most 32x32 crops see class 0 alone
-    image = tv_tensors.Image(torch.zeros(3, 64, 64))
-
-    def balanced_fraction(ratio: float) -> float:
-        crop = CategoryBalancedRandomCrop((32, 32), cat_max_ratio=ratio)
-        hits = 0
-        for seed in range(40):
-            torch.manual_seed(seed)
-            _, out = crop(image, tv_tensors.Mask(mask))
-            counts = torch.bincount(out.flatten(), minlength=2).float()
-            hits += bool(counts.max() / counts.sum() < 0.75)
-        return hits / 40
-
-    assert balanced_fraction(0.75) > 0.9 > balanced_fraction(1.0)
 
 
 def test_augmentation_depends_on_epoch_and_row_only() -> None:
@@ -421,7 +344,6 @@ def test_augmentation_depends_on_epoch_and_row_only() -> None:
 def test_per_sample_seeds_are_distinct_and_stable() -> None:
     seeds = {sample_seed(0, epoch, row) for epoch in range(3) for row in range(100)}
     assert len(seeds) == 300 and sample_seed(0, 1, 2) == sample_seed(0, 1, 2) and min(seeds) >= 0
-    assert normalisation(SegRetImageProcessor()).mean[0] == pytest.approx(0.485 * 255)
 
 
 def test_streaming_metrics_match_a_direct_count() -> None:

@@ -23,6 +23,7 @@ from ..image_processing_segret import SegRetImageProcessor
 from .arguments import DataArguments, OutputArguments, ParsedArguments, parse_arguments, preset_for, recipe_overrides
 from .card import RunDescription, write_model_card
 from .collate import SegmentationCollator
+from .decoding import keep_encoded
 from .data import (
     SegmentationDataError,
     Split,
@@ -72,7 +73,10 @@ def _prepare_split(
     mapping: LabelMapping,
     transform: PaperAugmentation | EvaluationResize,
 ) -> Split:
-    """Attach the decode + transform step lazily: nothing is materialised, rows are transformed when read."""
+    """Attach the decode + transform step lazily: nothing is materialised, rows are transformed when read.
+
+    Images stay encoded until then: the transform decodes the stored bytes itself (see `decoding.py`)."""
+    raw = keep_encoded(raw, source.image_column)
     split_transform = SplitTransform(processor, mapping, source, transform)
     if isinstance(raw, datasets.IterableDataset):
         return raw.map(split_transform.with_indices, batched=True, with_indices=True, remove_columns=raw.column_names)

@@ -1,10 +1,18 @@
-"""The paper's mmsegmentation training pipeline on torchvision v2, and the matching evaluation preprocessing.
+"""The paper's mmsegmentation training pipeline on 8-bit images, and the matching evaluation preprocessing.
 
 Training (mmseg 0.x `train_pipeline` of the SegRet configs):
 `Resize(img_scale, ratio_range=(0.5, 2.0), keep_ratio)` -> `RandomCrop(crop, cat_max_ratio=0.75)` ->
 `RandomFlip(0.5)` -> `PhotoMetricDistortion` -> `Normalize` -> `Pad(crop, pad_val=0, seg_pad_val=255)`.
-Image and label map travel together as `tv_tensors.Image` / `tv_tensors.Mask`, so every geometric step
-moves both identically (the mask is resized with nearest neighbour, padded with 255).
+
+As in mmseg, the image stays uint8 until `Normalize`, which is also what makes this fast enough to keep a GPU
+fed (see benchmarks/README.md, "Input pipeline"):
+
+- the image is resized with torch's uint8 bilinear kernel on a channels-last tensor (no antialiasing, like
+  cv2's `INTER_LINEAR`, and like it a fixed-point kernel: within one grey level of exact bilinear);
+- the label map is never resized as a whole: each crop candidate is read through the nearest-neighbour index
+  maps (`floor(i * source / target)`, cv2's rule) and checked by counting the classes of that window only;
+- flip and photometric distortion work on the uint8 crop (`photometric.py`), and only the crop is converted
+  to float, normalised and padded.
 
 Randomness is drawn from a generator seeded by `(seed, epoch, row)` instead of the global one. A resumed
 run therefore augments every sample exactly as the uninterrupted run would, whatever the data loader
@@ -21,68 +29,62 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as tvF
+import torch.nn.functional as F
 
 from ..data.label_maps import LabelMapping
 from ..image_processing_segret import SegRetImageProcessor
 from .arguments import SizeArguments
-from .data import INDEX_COLUMN, SplitSource, check_sample, train_id_label
+from .data import INDEX_COLUMN, SegmentationDataError, SplitSource, check_sample, train_id_label
+from .decoding import decode_rgb
+from .photometric import PhotometricParams, photometric_distortion
 
 RESIZE_RATIO_RANGE = (0.5, 2.0)
 CAT_MAX_RATIO = 0.75
 CROP_RETRIES = 10
 FLIP_PROBABILITY = 0.5
-BRIGHTNESS_DELTA = 32.0
-CONTRAST_RANGE = (0.5, 1.5)
-SATURATION_RANGE = (0.5, 1.5)
-HUE_DELTA = 18  # OpenCV hue units (degrees / 2), as mmseg uses
 
 
-def _uniform(low: float, high: float) -> float:
-    return float(torch.empty(()).uniform_(low, high))
+def rescaled_size(height: int, width: int, scale: tuple[int, int], ratio: float) -> tuple[int, int]:
+    """mmseg `Resize(img_scale=(long, short), keep_ratio=True)` at `ratio`: the largest keep-ratio size whose
+    long side is <= ratio * long and short side <= ratio * short (sides rounded half up, like mmcv)."""
+    bounds = {"longest_edge": int(scale[0] * ratio), "shortest_edge": int(scale[1] * ratio)}
+    return SegRetImageProcessor.get_output_size(height, width, bounds)
 
 
-def _coin() -> bool:
-    return bool(torch.randint(2, ()))
+def nearest_indices(source: int, target: int) -> np.ndarray:
+    """Source index of every target pixel when resizing `source` pixels to `target` with nearest neighbour."""
+    return np.arange(target, dtype=np.int64) * source // target
 
 
-def _image_of(flat_inputs: list[Any]) -> tv_tensors.Image:
-    return next(item for item in flat_inputs if isinstance(item, tv_tensors.Image))
+def resize_bilinear(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (half-pixel centres, no antialiasing) of a `(3, H, W)` uint8 image, channels-last."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    batch = image[None].contiguous(memory_format=torch.channels_last)  # free for decoded (HWC) images
+    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=False)[0]
 
 
-class RandomRescale(v2.Transform):
-    """mmseg `Resize(img_scale=(long, short), ratio_range, keep_ratio=True)`.
-
-    A ratio r is drawn uniformly from `ratio_range`; the image is then rescaled by the largest factor that
-    keeps its long side <= r * long and its short side <= r * short (sides rounded half up, like mmcv).
-    """
-
-    def __init__(self, scale: tuple[int, int], ratio_range: tuple[float, float] = RESIZE_RATIO_RANGE) -> None:
-        super().__init__()
-        self.scale = scale
-        self.ratio_range = ratio_range
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = tvF.get_size(_image_of(flat_inputs))
-        ratio = _uniform(*self.ratio_range)
-        bounds = {"longest_edge": int(self.scale[0] * ratio), "shortest_edge": int(self.scale[1] * ratio)}
-        return {"size": list(SegRetImageProcessor.get_output_size(height, width, bounds))}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        # Masks are always resized with nearest neighbour by torchvision; images bilinearly without
-        # antialiasing, like cv2.INTER_LINEAR in mmseg.
-        return self._call_kernel(
-            tvF.resize, inpt, size=params["size"], interpolation=tvF.InterpolationMode.BILINEAR, antialias=False
-        )
+def as_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """The image in 8 bits, as mmseg reads it: float images (16-bit sources) are rounded to grey levels."""
+    if pixels.dtype == torch.uint8:
+        return pixels
+    return pixels.round().clamp_(0, 255).to(torch.uint8)
 
 
-class CategoryBalancedRandomCrop(v2.Transform):
-    """mmseg `RandomCrop(crop_size, cat_max_ratio)`: retry the crop (up to 10 times) while one class covers
-    `cat_max_ratio` or more of its labelled pixels, so crops rarely show a single class.
+def compact_labels(label: torch.Tensor) -> np.ndarray:
+    """The label map as uint8 when its values fit (the usual case: class ids and 255), so that gathering and
+    counting crop windows move an eighth of the bytes of int64."""
+    values = label.numpy()
+    return values.astype(np.uint8) if values.size and 0 <= values.min() and values.max() <= 255 else values
 
-    Images smaller than the crop are kept whole along that side; `PadToSize` completes them.
+
+class CategoryBalancedCrop:
+    """mmseg `RandomCrop(crop_size, cat_max_ratio)`: retry the crop (up to 10 times) while its labelled pixels
+    hold fewer than 2 classes or one class covers `cat_max_ratio` or more of them; then the last box is used.
+
+    Works on the label map *before* the resize: a candidate window of the resized map is gathered through
+    the nearest-neighbour index maps, so each try costs one crop-sized gather and count. Images smaller than
+    the crop are kept whole along that side; the caller pads them.
     """
 
     def __init__(
@@ -92,117 +94,48 @@ class CategoryBalancedRandomCrop(v2.Transform):
         ignore_index: int = 255,
         retries: int = CROP_RETRIES,
     ) -> None:
-        super().__init__()
+        if ignore_index < 0:
+            raise ValueError(f"ignore_index must be a non-negative label value, got {ignore_index}")
         self.crop_size = crop_size
         self.cat_max_ratio = cat_max_ratio
         self.ignore_index = ignore_index
         self.retries = retries
 
-    def _random_box(self, height: int, width: int) -> tuple[int, int]:
-        top = int(torch.randint(max(height - self.crop_size[0], 0) + 1, ()))
-        left = int(torch.randint(max(width - self.crop_size[1], 0) + 1, ()))
+    def _random_box(self, height: int, width: int, generator: torch.Generator) -> tuple[int, int]:
+        top = int(torch.randint(max(height - self.crop_size[0], 0) + 1, (), generator=generator))
+        left = int(torch.randint(max(width - self.crop_size[1], 0) + 1, (), generator=generator))
         return top, left
 
-    def _balanced(self, mask: torch.Tensor, top: int, left: int) -> bool:
-        window = mask[..., top : top + self.crop_size[0], left : left + self.crop_size[1]]
-        values, counts = torch.unique(window, return_counts=True)
-        counts = counts[values != self.ignore_index]
-        return len(counts) > 1 and float(counts.max()) / float(counts.sum()) < self.cat_max_ratio
+    def _balanced(self, window: np.ndarray) -> bool:
+        counts = torch.bincount(torch.from_numpy(window).flatten(), minlength=self.ignore_index + 1)
+        counts[self.ignore_index] = 0
+        return bool(torch.count_nonzero(counts) > 1) and int(counts.max()) / int(counts.sum()) < self.cat_max_ratio
 
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = tvF.get_size(_image_of(flat_inputs))
-        top, left = self._random_box(height, width)
-        mask = next((item for item in flat_inputs if isinstance(item, tv_tensors.Mask)), None)
-        if mask is not None and self.cat_max_ratio < 1.0:
+    def __call__(
+        self, label: np.ndarray, size: tuple[int, int], generator: torch.Generator
+    ) -> tuple[int, int, np.ndarray]:
+        """`(top, left, window)`: the box in the label map resized to `size`, and that box's labels."""
+        rows, cols = nearest_indices(label.shape[0], size[0]), nearest_indices(label.shape[1], size[1])
+
+        def window(top: int, left: int) -> np.ndarray:
+            box_rows, box_cols = rows[top : top + self.crop_size[0]], cols[left : left + self.crop_size[1]]
+            return label.take(box_rows, axis=0).take(box_cols, axis=1)
+
+        top, left = self._random_box(*size, generator)
+        labels = window(top, left)
+        if self.cat_max_ratio < 1.0:
             for _ in range(self.retries):
-                if self._balanced(mask, top, left):
+                if self._balanced(labels):
                     break
-                top, left = self._random_box(height, width)
-        return {
-            "top": top,
-            "left": left,
-            "height": min(self.crop_size[0], height - top),
-            "width": min(self.crop_size[1], width - left),
-        }
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return self._call_kernel(tvF.crop, inpt, **params)
+                top, left = self._random_box(*size, generator)
+                labels = window(top, left)
+        return top, left, labels
 
 
-class PhotoMetricDistortion(v2.Transform):
-    """mmseg `PhotoMetricDistortion` on a float image in [0, 255]; label maps pass through untouched.
-
-    Each of brightness (+-32), contrast (x0.5-1.5), saturation (x0.5-1.5 in HSV) and hue (+-18 OpenCV
-    units, i.e. +-36 degrees) is applied with probability 0.5; contrast goes either first or last (coin
-    flip), as in mmseg. Saturation scales HSV's S channel exactly, which for RGB means moving each channel
-    away from or towards the pixel's maximum: `c' = v - (v - c) * min(alpha, v / (v - min))`.
-    """
-
-    _transformed_types = (tv_tensors.Image,)
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        return {
-            "brightness": _uniform(-BRIGHTNESS_DELTA, BRIGHTNESS_DELTA) if _coin() else None,
-            "contrast_first": _coin(),
-            "contrast": _uniform(*CONTRAST_RANGE) if _coin() else None,
-            "saturation": _uniform(*SATURATION_RANGE) if _coin() else None,
-            "hue": int(torch.randint(-HUE_DELTA, HUE_DELTA, ())) if _coin() else None,
-        }
-
-    def transform(self, inpt: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-        image = inpt.as_subclass(torch.Tensor)
-        if params["brightness"] is not None:
-            image = (image + params["brightness"]).clamp(0, 255)
-        if params["contrast_first"] and params["contrast"] is not None:
-            image = (image * params["contrast"]).clamp(0, 255)
-        if params["saturation"] is not None:
-            brightest, darkest = image.amax(dim=-3, keepdim=True), image.amin(dim=-3, keepdim=True)
-            limit = brightest / (brightest - darkest).clamp_min(1e-6)
-            image = (brightest - (brightest - image) * limit.clamp(max=params["saturation"])).clamp(0, 255)
-        if params["hue"] is not None:
-            image = (tvF.adjust_hue(image / 255.0, params["hue"] / 180.0) * 255.0).clamp(0, 255)
-        if not params["contrast_first"] and params["contrast"] is not None:
-            image = (image * params["contrast"]).clamp(0, 255)
-        return tv_tensors.wrap(image, like=inpt)
-
-
-class PadToSize(v2.Transform):
-    """mmseg `Pad(size=crop, pad_val=0, seg_pad_val=255)`: pad bottom and right up to the crop size."""
-
-    def __init__(self, size: tuple[int, int], ignore_index: int = 255) -> None:
-        super().__init__()
-        self.size = size
-        self.ignore_index = ignore_index
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = tvF.get_size(_image_of(flat_inputs))
-        return {"padding": [0, 0, max(self.size[1] - width, 0), max(self.size[0] - height, 0)]}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        fill = self.ignore_index if isinstance(inpt, tv_tensors.Mask) else 0
-        return self._call_kernel(tvF.pad, inpt, padding=params["padding"], fill=fill)
-
-
-def normalisation(processor: SegRetImageProcessor) -> v2.Normalize:
-    """The processor's rescale + normalise, for images in [0, 255]: `(x * r - mean) / std`."""
+def _normalisation(processor: SegRetImageProcessor) -> tuple[list[float], list[float]]:
+    """The processor's rescale + normalise as `(x - mean) / std` on grey levels [0, 255]."""
     factor = processor.rescale_factor if processor.do_rescale else 1.0
-    return v2.Normalize(
-        mean=[value / factor for value in processor.image_mean], std=[value / factor for value in processor.image_std]
-    )
-
-
-def training_pipeline(sizes: SizeArguments, processor: SegRetImageProcessor, ignore_index: int = 255) -> v2.Compose:
-    """The paper's training augmentation for a `(tv_tensors.Image, tv_tensors.Mask)` pair."""
-    return v2.Compose(
-        [
-            RandomRescale(sizes.train_scale),
-            CategoryBalancedRandomCrop(sizes.crop_size, ignore_index=ignore_index),
-            v2.RandomHorizontalFlip(FLIP_PROBABILITY),
-            PhotoMetricDistortion(),
-            normalisation(processor),
-            PadToSize(sizes.crop_size, ignore_index=ignore_index),
-        ]
-    )
+    return [value / factor for value in processor.image_mean], [value / factor for value in processor.image_std]
 
 
 def sample_seed(seed: int, epoch: int, row: int) -> int:
@@ -214,21 +147,56 @@ class PaperAugmentation:
     """The training pipeline applied to one decoded sample with its own `(seed, epoch, row)` generator.
 
     `epoch` is advanced by `AugmentationEpochCallback` at the start of each epoch, so each epoch sees new
-    augmentations while every (epoch, row) pair stays reproducible.
+    augmentations while every (epoch, row) pair stays reproducible. Every decision is drawn from that
+    generator in a fixed order: resize ratio, crop box(es), flip, then the photometric draws.
     """
 
     def __init__(
-        self, sizes: SizeArguments, processor: SegRetImageProcessor, seed: int, ignore_index: int = 255
+        self,
+        sizes: SizeArguments,
+        processor: SegRetImageProcessor,
+        seed: int,
+        ignore_index: int = 255,
+        ratio_range: tuple[float, float] = RESIZE_RATIO_RANGE,
+        cat_max_ratio: float = CAT_MAX_RATIO,
     ) -> None:
-        self.pipeline = training_pipeline(sizes, processor, ignore_index)
+        low, high = ratio_range
+        if not 0 < low <= high:
+            raise ValueError(f"ratio_range must be (low, high) with 0 < low <= high, got {ratio_range}")
+        self.train_scale = sizes.train_scale
+        self.crop_size = sizes.crop_size
+        self.ratio_range = (float(low), float(high))
+        self.crop = CategoryBalancedCrop(sizes.crop_size, cat_max_ratio, ignore_index)
+        self.ignore_index = ignore_index
+        self.mean, self.std = _normalisation(processor)
         self.seed = seed
         self.epoch = 0
 
     def __call__(self, pixels: torch.Tensor, label: torch.Tensor, row: int) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, self.epoch, row))
-            image, mask = self.pipeline(tv_tensors.Image(pixels), tv_tensors.Mask(label[None]))
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)[0]
+        """`(3, crop_h, crop_w)` normalised float32 image and `(crop_h, crop_w)` int64 label map of one sample."""
+        generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, row))
+        image = as_uint8(pixels)
+        ratio = float(torch.empty(()).uniform_(*self.ratio_range, generator=generator))
+        size = rescaled_size(image.shape[-2], image.shape[-1], self.train_scale, ratio)
+        top, left, window = self.crop(compact_labels(label), size, generator)
+        flip = bool(torch.rand(1, generator=generator) < FLIP_PROBABILITY)
+        photometric = PhotometricParams.draw(generator)
+
+        height, width = window.shape
+        image = resize_bilinear(image, size)[:, top : top + height, left : left + width]
+        labels = torch.from_numpy(np.ascontiguousarray(window))
+        if flip:
+            image, labels = image.flip(-1), labels.flip(-1)
+        image = photometric_distortion(image, photometric)
+
+        # Normalise into the padded output (mmseg pads after normalising: padding is 0, the mean colour).
+        padded = (height, width) != tuple(self.crop_size)
+        pixel_values = (torch.zeros if padded else torch.empty)((3, *self.crop_size), dtype=torch.float32)
+        for channel, (mean, std) in enumerate(zip(self.mean, self.std)):
+            torch.sub(image[channel], mean, out=pixel_values[channel, :height, :width]).div_(std)
+        padded_labels = torch.full(self.crop_size, self.ignore_index, dtype=torch.int64)
+        padded_labels[:height, :width] = labels
+        return pixel_values, padded_labels
 
 
 class EvaluationResize:
@@ -241,14 +209,15 @@ class EvaluationResize:
         self.processor = processor
 
     def __call__(self, pixels: torch.Tensor, label: torch.Tensor, row: int) -> tuple[torch.Tensor, torch.Tensor]:
-        processed = self.processor.preprocess(pixels, do_convert_rgb=False, return_tensors="pt")
+        processed = self.processor.preprocess(pixels.to(torch.float32), do_convert_rgb=False, return_tensors="pt")
         return processed["pixel_values"][0], label
 
 
 class SplitTransform:
     """`with_transform` callable: decode a batch of rows, map labels to train ids, check, then transform.
 
-    Output per row: `pixel_values` (3, H, W), `labels` (H, W) int64 and `row` (for error messages).
+    Output per row: `pixel_values` (3, H, W), `labels` (H, W) int64 and `row` (for error messages). Images may
+    come encoded (see `decoding.keep_encoded`) or already decoded.
     """
 
     def __init__(
@@ -265,8 +234,11 @@ class SplitTransform:
 
     def _decode(self, image: Any, raw_label: Any, row: int) -> tuple[torch.Tensor, torch.Tensor]:
         _, label = train_id_label(raw_label, self.mapping, self.source, row)
-        check_sample(image, label, self.mapping, self.source, row)
-        pixels = self.processor.process_image(image, do_convert_rgb=True).to(torch.float32)
+        try:
+            pixels = decode_rgb(image, self.processor)
+        except (OSError, ValueError) as error:
+            raise SegmentationDataError(f"{self.source.where(row, self.source.image_column)}: {error}") from error
+        check_sample(pixels.permute(1, 2, 0).numpy(), label, self.mapping, self.source, row)
         return pixels, torch.from_numpy(label)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
