@@ -10,8 +10,10 @@ import logging
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import datasets
+import torch
 import transformers
 from accelerate import PartialState
 from torch import nn
@@ -42,6 +44,8 @@ from .transforms import EvaluationResize, PaperAugmentation, SplitTransform
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_DIR = "predictions"
+TrainTransform = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+"""A training sample's transform: decoded `(3, H, W)` image, `(H, W)` label map and row -> model inputs."""
 STREAM_SHUFFLE_BUFFER = 1000
 
 
@@ -136,8 +140,14 @@ def _final_evaluation(trainer: SegRetTrainer) -> dict[str, float]:
     return trainer.evaluate()
 
 
-def train(arguments: ParsedArguments) -> dict[str, float]:
-    """Run one training job; returns the final evaluation metrics (empty without a validation split)."""
+def train(arguments: ParsedArguments, train_transform: TrainTransform | None = None) -> dict[str, float]:
+    """Run one training job; returns the final evaluation metrics (empty without a validation split).
+
+    `train_transform` replaces the paper's augmentation of the training samples (for experiments such as
+    `benchmarks/learning_curve.py`, which trains on plain resized images to measure what the augmentation
+    does): called as `(pixels, label, row) -> (pixel_values, labels)`, it is also given the `epoch` attribute
+    at the start of every epoch.
+    """
     model_args, data_args, output_args = arguments.model, arguments.data, arguments.output
     training_args, sizes, recipe = arguments.training, arguments.sizes, arguments.recipe
     check_output_dir(training_args, output_args)
@@ -172,7 +182,7 @@ def train(arguments: ParsedArguments) -> dict[str, float]:
         size_divisor=preset.test_size_divisor if preset else None,
         do_reduce_labels=mapping.reduce,
     )
-    augmentation = PaperAugmentation(
+    augmentation = train_transform or PaperAugmentation(
         sizes,
         processor,
         seed=training_args.seed,
