@@ -15,6 +15,8 @@ from segret_hf.conversion import config_from_architecture, convert_checkpoint, l
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original_checkpoints"
 IMPLEMENTATIONS = ("eager", "sdpa", "flex_attention")
+# flex_attention compiles its kernels on first use: tens of seconds on a small CPU.
+FLEX_SLOW = pytest.param("flex_attention", marks=pytest.mark.slow)
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"shared fixtures not found at {FIXTURES}")
 
 
@@ -28,7 +30,7 @@ def fixture_models() -> dict[str, SegRetForSemanticSegmentation]:
 
 
 @needs_fixtures
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("implementation", ["eager", "sdpa", FLEX_SLOW])
 def test_fixture_logits_for_every_implementation(fixture_models, implementation: str) -> None:
     expected = load_file(FIXTURES / "tiny_a_expected.safetensors")
     with torch.no_grad():
@@ -39,7 +41,7 @@ def test_fixture_logits_for_every_implementation(fixture_models, implementation:
 
 
 @needs_fixtures
-@pytest.mark.parametrize("implementation", ["sdpa", "flex_attention"])
+@pytest.mark.parametrize("implementation", ["sdpa", FLEX_SLOW])
 def test_implementations_agree_with_eager_on_odd_sizes(fixture_models, implementation: str) -> None:
     pixel_values = torch.randn(2, 3, 97, 131, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

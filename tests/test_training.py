@@ -164,6 +164,7 @@ def test_gradient_checkpointing_and_streaming_runs(
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_two_processes_train_with_ddp_and_gather_metrics_exactly(
     scenes: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
