@@ -561,3 +561,14 @@ def test_dataset_revision_reaches_load_dataset(tmp_path: Path, monkeypatch: pyte
     assert evaluate_script.build_parser().parse_args(
         ["--model", "m", "--dataset_name", "d", "--dataset_revision", "refs/convert/parquet"]
     ).dataset_revision == "refs/convert/parquet"
+
+
+def test_the_benchmark_builds_archives_the_script_accepts(tmp_path: Path) -> None:
+    """The benchmark's synthetic Cityscapes archives (tiny here) go through preparation; no timing is checked."""
+    benchmark = load_script(ROOT / "benchmarks" / "prepare_dataset_benchmark.py")
+    archives = benchmark.build_archives(tmp_path, 12, HEIGHT, WIDTH)
+    assert run_prepare("cityscapes", archives, tmp_path / "out") == 0
+    loaded = datasets.load_dataset(str(tmp_path / "out"))
+    assert {split: len(rows) for split, rows in loaded.items()} == {"train": 10, "validation": 2}
+    images = loaded["train"].cast_column("image", datasets.Image(decode=False))["image"]
+    assert len({image["bytes"] for image in images}) == 10  # every file distinct, as in a real release
