@@ -266,6 +266,9 @@ def test_cityscapes_keeps_the_city_and_skips_the_placeholder_test_split(tmp_path
     assert train["image_id"] == ["aachen_000000_000019", "aachen_000000_000020", "bochum_000000_000007"]
     assert train["city"] == ["aachen", "aachen", "bochum"]
     assert "test split is not included" in (tmp_path / "out" / "README.md").read_text()
+    stream = load_split(str(tmp_path / "out"), "validation", streaming=True)  # read from the parquet files
+    assert isinstance(stream, datasets.IterableDataset)
+    assert [row["image_id"] for row in stream] == ["frankfurt_000000_000294", "lindau_000000_000019"]
 
 
 @pytest.mark.parametrize("dataset", list(RELEASES))
