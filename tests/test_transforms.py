@@ -374,3 +374,25 @@ def test_photometric_draws_follow_a_fixed_order() -> None:
     assert all(-18 <= d.hue < 18 for d in draws if d.hue is not None)
     assert all(0.5 <= d.contrast <= 1.5 for d in draws if d.contrast is not None)
     assert 0.35 < np.mean([d.saturation is not None for d in draws]) < 0.65
+
+
+def test_persistent_loader_workers_follow_the_epoch() -> None:
+    """Workers started in epoch 0 and kept alive must augment epoch 1 as epoch 1 (exact resume relies on it)."""
+    sizes = SizeArguments(crop_size=(16, 16), train_scale=(64, 16), test_scale=(64, 16))
+    augmentation = PaperAugmentation(sizes, PROCESSOR, seed=0)
+    image, label = scene(20, 24, seed=0)
+    pixels, labels = torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(label)
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, row: int) -> torch.Tensor:
+            return augmentation(pixels, labels, row)[0]
+
+    loader = torch.utils.data.DataLoader(Rows(), batch_size=2, num_workers=1, persistent_workers=True)
+    for epoch in range(2):
+        augmentation.epoch = epoch
+        (batch,) = list(loader)
+        expected = torch.stack([augmentation(pixels, labels, row)[0] for row in range(2)])
+        assert torch.equal(batch, expected), f"epoch {epoch}"

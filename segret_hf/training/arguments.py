@@ -29,6 +29,7 @@ from ..configuration_segret import SEGRET_VARIANTS, SegRetConfig
 from ..data.presets import DATASET_PRESETS, DatasetPreset, get_preset
 from ..data.recipes import DEFAULT_RECIPE, PARAMWISE_REGIMES, TrainingRecipe
 from ..inference import parse_hw
+from .loader_defaults import data_loader_defaults
 from .sample_data import SAMPLE_DATASET_DIR, SAMPLE_JOB_DEFAULTS
 
 logger = logging.getLogger(__name__)
@@ -279,6 +280,8 @@ def default_values(
         "metric_for_best_model": "mean_iou",
         # Every parameter takes part in every forward pass; the search DDP would otherwise do is wasted.
         "ddp_find_unused_parameters": False,
+        # Worker processes on the available cores, prefetching; pinned memory on CUDA.
+        **data_loader_defaults(explicit, world_size),
     }
     if "lr_scheduler_type" not in explicit:
         # SegRetTrainer runs "polynomial" as mmcv's poly schedule (segret_hf.training.schedule).

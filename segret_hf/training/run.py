@@ -25,7 +25,6 @@ from ..image_processing_segret import SegRetImageProcessor
 from .arguments import DataArguments, OutputArguments, ParsedArguments, parse_arguments, preset_for, recipe_overrides
 from .card import RunDescription, write_model_card
 from .collate import SegmentationCollator
-from .decoding import keep_encoded
 from .data import (
     SegmentationDataError,
     Split,
@@ -36,6 +35,8 @@ from .data import (
     resolve_id2label,
     resolve_split_columns,
 )
+from .decoding import keep_encoded
+from .loader_defaults import log_data_loader_settings
 from .models import build_model
 from .overlays import write_prediction_overlays
 from .trainer import AugmentationEpochCallback, RecipeCallback, SegRetTrainer, StreamingSegmentationMetrics
@@ -158,6 +159,7 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
     logger.info("Recipe %s", recipe.describe())
     if overrides:
         logger.info("Changed from %s: %s", arguments.released_recipe.config_file or "the generic recipe", overrides)
+    log_data_loader_settings(training_args)
 
     # The main process prepares the datasets cache first; the others then read it instead of racing to write it.
     with training_args.main_process_first(desc="loading and checking the dataset"):

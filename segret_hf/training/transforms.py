@@ -147,8 +147,10 @@ class PaperAugmentation:
     """The training pipeline applied to one decoded sample with its own `(seed, epoch, row)` generator.
 
     `epoch` is advanced by `AugmentationEpochCallback` at the start of each epoch, so each epoch sees new
-    augmentations while every (epoch, row) pair stays reproducible. Every decision is drawn from that
-    generator in a fixed order: resize ratio, crop box(es), flip, then the photometric draws.
+    augmentations while every (epoch, row) pair stays reproducible. It lives in shared memory: data-loader
+    workers that persist across epochs (forked or spawned while it was still 0) read the current one.
+    Every decision is drawn from the sample's generator in a fixed order: resize ratio, crop box(es), flip,
+    then the photometric draws.
     """
 
     def __init__(
@@ -170,7 +172,15 @@ class PaperAugmentation:
         self.ignore_index = ignore_index
         self.mean, self.std = _normalisation(processor)
         self.seed = seed
-        self.epoch = 0
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.fill_(value)
 
     def __call__(self, pixels: torch.Tensor, label: torch.Tensor, row: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`(3, crop_h, crop_w)` normalised float32 image and `(crop_h, crop_w)` int64 label map of one sample."""
