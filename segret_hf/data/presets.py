@@ -39,7 +39,6 @@ class DatasetPreset:
     test_size_divisor: int | None = None
     """After the keep-ratio test resize, round each side up to a multiple of this and stretch the image to it
     (mmseg ``AlignedResize``); None keeps the resized size."""
-    multi_scale_ratios: tuple[float, ...] = MULTI_SCALE_RATIOS
 
     @property
     def num_labels(self) -> int:
