@@ -63,6 +63,7 @@ def run_args(dataset: Path, model: Path, output: Path, *extra: str) -> list[str]
         "--dataset_name", str(dataset), "--model_name_or_path", str(model), "--output_dir", str(output),
         "--crop_size", "32", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "2",
         "--report_to", "none", "--seed", "0", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+        "--dataloader_num_workers", "0",  # a worker start per tiny epoch would cost more than it saves
         *extra,
     ]  # fmt: skip
 
@@ -116,7 +117,8 @@ def test_tiny_run_learns_logs_metrics_and_writes_outputs(scenes: Path, tiny_mode
 
 def test_resume_continues_exactly(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
     """Stopping at step 3 (mid-epoch) and resuming gives the uninterrupted run's weights and losses."""
-    common = ("--max_steps", "6", "--save_steps", "3", "--logging_steps", "1", "--learning_rate", "2e-3")
+    common = ("--max_steps", "6", "--save_steps", "3", "--logging_steps", "1", "--learning_rate", "2e-3",
+              "--dataloader_num_workers", "1")  # 3 epochs, each loaded by a worker process
     main(run_args(scenes, tiny_model, tmp_path / "straight", *common))
     main(
         run_args(
