@@ -13,8 +13,6 @@ import hashlib
 import json
 import pickle
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from .image_processing_segret import SegRetImageProcessor
 from .inference import parse_hw, size_divisor_override
 from .model_card import SourceCheckpoint, render_model_card
 from .modeling_segret import SegRetForSemanticSegmentation
+from .output_folders import check_output_dir, staged_output_dir
 
 MMSEG_FORMAT = "mmseg"
 RMT_IMAGENET_FORMAT = "rmt_imagenet"
@@ -458,26 +457,6 @@ def parse_image_size(value: str | int | None) -> dict[str, int] | None:
     return {"height": height, "width": width}
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise FileExistsError(f"--output_dir {output_dir} exists and is not a directory.")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"--output_dir {output_dir} is not empty; choose another directory or pass --overwrite to replace it."
-        )
-
-
-def _replace_dir(staging: Path, output_dir: Path) -> None:
-    """Move the fully written `staging` folder to `output_dir`, replacing what was there only at the end."""
-    if not output_dir.exists():
-        staging.rename(output_dir)
-        return
-    retired = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.old-"))
-    output_dir.rename(retired / output_dir.name)
-    staging.rename(output_dir)
-    shutil.rmtree(retired)
-
-
 def push_folder_to_hub(folder: str | Path, repo_id: str, private: bool | None = None, token: str | None = None) -> str:
     """Create (if needed) the Hub model repo and upload `folder` to it; returns the commit URL."""
     api = HfApi(token=token)
@@ -537,7 +516,7 @@ def convert_original_checkpoint(
     if variant is not None and variant not in SEGRET_VARIANTS:
         raise ValueError(f"Unknown SegRet variant {variant!r}; choose one of {sorted(SEGRET_VARIANTS)}.")
     output_dir = Path(output_dir)
-    _check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, overwrite, "--overwrite")
     size = parse_image_size(image_size)
     if isinstance(architecture, (str, Path)):
         architecture = json.loads(Path(architecture).read_text())
@@ -591,16 +570,10 @@ def convert_original_checkpoint(
         license=license,
     )
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.partial-"))
-    try:
+    with staged_output_dir(output_dir) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         (staging / "README.md").write_text(card)
-        _replace_dir(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
     hub_url = push_folder_to_hub(output_dir, push_to_hub, private=private, token=token) if push_to_hub else None
     return ConversionResult(

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import shutil
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,6 +24,7 @@ from huggingface_hub import HfApi
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
+from ...output_folders import OutputFolderError, check_output_dir, staged_output_dir
 from .card import card_text, training_flags, write_id2label
 from .errors import DatasetPreparationError
 from .layouts import LAYOUTS, DatasetLayout, Pair
@@ -80,26 +79,6 @@ class PrepareArguments:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace a non-empty --output_dir (refused otherwise)."}
     )
-
-
-def _check_output_dir(output: Path, overwrite: bool) -> None:
-    if output.exists() and not output.is_dir():
-        raise DatasetPreparationError(f"--output_dir {str(output)!r} is a file; name a folder.")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise DatasetPreparationError(
-            f"--output_dir {str(output)!r} is not empty. Pass --overwrite_output_dir to replace it, or another folder."
-        )
-
-
-def _publish(staging: Path, output: Path) -> None:
-    """Move the finished `staging` folder to `output`, replacing what was there only once it is complete."""
-    old = None
-    if output.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".old", dir=output.parent))
-        output.rename(old / output.name)
-    staging.rename(output)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 # One reader per worker process, built by the pool's initializer: a zip handle cannot be shared or pickled.
@@ -172,14 +151,12 @@ def prepare_dataset(args: PrepareArguments) -> Path:
     layout = LAYOUTS[args.dataset]
     max_shard_bytes = parse_size(args.max_shard_size)
     output = Path(args.output_dir).resolve()
-    _check_output_dir(output, args.overwrite_output_dir)
+    check_output_dir(output, args.overwrite_output_dir, "--overwrite_output_dir")
     with SourceFiles(args.source) as files:
         reader = RowReader(files, layout, args.train_ids)
         pairs = layout.find_pairs(files)
         _warn_on_counts(layout, pairs)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
-        try:
+        with staged_output_dir(output) as staging:
             (staging / "data").mkdir()
             pool = _process_pool(args)
             try:
@@ -193,10 +170,6 @@ def prepare_dataset(args: PrepareArguments) -> Path:
             write_id2label(staging, layout)
             card = card_text(layout, summaries, args.train_ids, args.push_to_hub or str(output))
             (staging / "README.md").write_text(card, encoding="utf-8")
-            _publish(staging, output)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     logger.info(
         "Wrote %s (%s). Train with: --dataset_name %s %s",
         output, ", ".join(f"{s.name}: {s.num_rows} rows in {len(s.files)} shard(s)" for s in summaries), output,
@@ -244,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     try:
         prepare_dataset(args)
-    except DatasetPreparationError as error:
+    except (DatasetPreparationError, OutputFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
