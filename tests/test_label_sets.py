@@ -15,6 +15,7 @@ from segret_hf.data import (
     label_lut,
 )
 from segret_hf.data.label_sets import CITYSCAPES_ID_TO_TRAIN_ID, COCO_STUFF_ID_TO_TRAIN_ID
+from segret_hf.data.loading import resolve_columns
 
 
 @pytest.mark.parametrize(
@@ -147,11 +148,12 @@ def test_preset_lookup() -> None:
 
 
 def test_resolve_columns() -> None:
-    assert get_preset("ade20k").resolve_columns(["image", "annotation", "scene_category"]) == ("image", "annotation")
-    assert get_preset("cityscapes").resolve_columns(["image", "semantic_segmentation"]) == (
-        "image",
-        "semantic_segmentation",
-    )
-    assert get_preset("coco-stuff").resolve_columns(["label", "image"]) == ("image", "label")
-    with pytest.raises(ValueError, match="No label column"):
-        get_preset("ade20k").resolve_columns(["image", "caption"])
+    def columns(preset: str, names: list[str]) -> tuple[str, str]:
+        return resolve_columns(names, preset=get_preset(preset))
+
+    assert columns("ade20k", ["image", "annotation", "scene_category"]) == ("image", "annotation")
+    assert columns("ade20k", ["image", "label", "annotation"]) == ("image", "annotation")
+    assert columns("cityscapes", ["image", "semantic_segmentation"]) == ("image", "semantic_segmentation")
+    assert columns("coco-stuff", ["label", "image"]) == ("image", "label")
+    with pytest.raises(ValueError, match="Found no label column"):
+        columns("ade20k", ["image", "caption"])

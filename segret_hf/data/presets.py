@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from .label_sets import ADE20K, CITYSCAPES, COCO_STUFF, COCO_STUFF_10K, LabelSet, canonical_name
 from .recipes import ADE20K_RECIPES, CITYSCAPES_RECIPES, COCO_STUFF_10K_RECIPES, TrainingRecipe
@@ -26,7 +26,7 @@ class DatasetPreset:
     ``do_reduce_labels`` is the flag for the image processor; where it is False the raw
     annotations still need ``label_set.lut()`` unless they are already train-id maps. The
     ``*_column_candidates`` are the column names used by common Hugging Face Hub copies, in order
-    of preference; :meth:`resolve_columns` picks the ones a given dataset actually has.
+    of preference; :func:`segret_hf.data.loading.resolve_columns` picks the ones a dataset has.
     """
 
     name: str
@@ -52,24 +52,9 @@ class DatasetPreset:
             raise ValueError(f"No released {self.name} recipe for variant {variant!r}; known: {sorted(self.recipes)}.")
         return self.recipes[key]
 
-    def resolve_columns(self, column_names: Iterable[str]) -> tuple[str, str]:
-        """``(image_column, label_column)`` of a loaded dataset, chosen from the candidates.
 
-        Raises ValueError naming the available columns, so a Hub copy with unusual names fails
-        at start-up rather than deep inside preprocessing.
-        """
-        available = list(column_names)
-        chosen = []
-        for kind, candidates in (("image", self.image_column_candidates), ("label", self.label_column_candidates)):
-            match = next((name for name in candidates if name in available), None)
-            if match is None:
-                raise ValueError(
-                    f"No {kind} column for {self.name!r}: expected one of {list(candidates)}, the dataset has "
-                    f"{available}. Pass the column name explicitly."
-                )
-            chosen.append(match)
-        return chosen[0], chosen[1]
-
+_IMAGE_COLUMNS = ("image", "img")
+_LABEL_COLUMNS = ("semantic_segmentation", "label", "annotation", "segmentation", "mask")
 
 DATASET_PRESETS: Mapping[str, DatasetPreset] = MappingProxyType(
     {
@@ -79,8 +64,8 @@ DATASET_PRESETS: Mapping[str, DatasetPreset] = MappingProxyType(
             # SceneParsing PNGs store 0 = "other", 1..150 = classes: reduce labels.
             do_reduce_labels=True,
             # scene_parse_150 on the Hub uses "image" / "annotation".
-            image_column_candidates=("image", "img"),
-            label_column_candidates=("annotation", "label", "semantic_segmentation", "segmentation", "mask"),
+            image_column_candidates=_IMAGE_COLUMNS,
+            label_column_candidates=("annotation", "semantic_segmentation", "label", "segmentation", "mask"),
             recipes=ADE20K_RECIPES,
             test_size_divisor=32,
         ),
@@ -89,8 +74,8 @@ DATASET_PRESETS: Mapping[str, DatasetPreset] = MappingProxyType(
             label_set=CITYSCAPES,
             # Cityscapes trains on the 19 train ids: raw labelIds go through the LUT instead.
             do_reduce_labels=False,
-            image_column_candidates=("image", "img"),
-            label_column_candidates=("semantic_segmentation", "label", "annotation", "segmentation", "mask"),
+            image_column_candidates=_IMAGE_COLUMNS,
+            label_column_candidates=_LABEL_COLUMNS,
             recipes=CITYSCAPES_RECIPES,
         ),
         "coco-stuff": DatasetPreset(
@@ -99,8 +84,8 @@ DATASET_PRESETS: Mapping[str, DatasetPreset] = MappingProxyType(
             # COCO ids have gaps, so a plain "minus one" is wrong: the LUT maps them to 0..170.
             # The 10k release's .mat labels are 1-based: use get_preset("coco-stuff-10k").
             do_reduce_labels=False,
-            image_column_candidates=("image", "img"),
-            label_column_candidates=("semantic_segmentation", "label", "annotation", "segmentation", "mask"),
+            image_column_candidates=_IMAGE_COLUMNS,
+            label_column_candidates=_LABEL_COLUMNS,
             # Only COCO-Stuff-10k configs were released; the 164k split trains with the same recipes.
             recipes=COCO_STUFF_10K_RECIPES,
             test_size_divisor=32,
