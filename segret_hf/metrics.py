@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 import torch
 
+from .data.label_sets import IGNORE_INDEX
+
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
 
@@ -47,7 +49,7 @@ class SegmentationMetric:
     check per update.
     """
 
-    def __init__(self, num_labels: int, ignore_index: int = 255) -> None:
+    def __init__(self, num_labels: int, ignore_index: int = IGNORE_INDEX) -> None:
         if num_labels < 1:
             raise ValueError(f"num_labels must be >= 1, got {num_labels}.")
         self.num_labels = num_labels

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..data.label_sets import IGNORE_INDEX
 from .data import SegmentationDataError
 
 
@@ -31,7 +32,7 @@ class SegmentationCollator:
     where an out-of-range id would otherwise become a CUDA device-side assert without any hint of the row.
     """
 
-    def __init__(self, num_labels: int, dataset_name: str, ignore_index: int = 255) -> None:
+    def __init__(self, num_labels: int, dataset_name: str, ignore_index: int = IGNORE_INDEX) -> None:
         self.num_labels = num_labels
         self.dataset_name = dataset_name
         self.ignore_index = ignore_index

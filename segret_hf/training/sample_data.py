@@ -24,6 +24,8 @@ import numpy as np
 import PIL.Image
 from datasets import Dataset, Features, Image
 
+from ..data.label_sets import IGNORE_INDEX
+
 SAMPLE_DATASET_DIR = Path(__file__).resolve().parent / "sample_data"
 """Where the committed copy of the sample dataset lives."""
 
@@ -45,7 +47,6 @@ SAMPLE_JOB_DEFAULTS: dict[str, Any] = {
 The learning rate is above the paper's 1e-4 because the model starts without ImageNet pretraining."""
 
 CLASS_NAMES: tuple[str, ...] = ("sky", "grass", "road", "building", "tree", "car")
-IGNORE_INDEX = 255
 _SIZES = (112, 128, 144, 160)
 _CAR_COLOURS = ((200, 40, 40), (230, 150, 30), (220, 210, 60), (120, 60, 160), (40, 40, 45), (235, 235, 235))
 

@@ -29,6 +29,7 @@ from transformers import EvalPrediction, Trainer, TrainerCallback, TrainerContro
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import SchedulerType
 
+from ..data.label_sets import IGNORE_INDEX
 from ..data.recipes import DEFAULT_RECIPE, TrainingRecipe
 from ..metrics import SegmentationMetric
 from .optim import parameter_groups
@@ -158,7 +159,7 @@ class StreamingSegmentationMetrics:
     (logged by the Trainer as `eval_mean_iou`, `eval_iou_sky`, ...). Memory is one K x K matrix.
     """
 
-    def __init__(self, id2label: dict[int, str], ignore_index: int = 255) -> None:
+    def __init__(self, id2label: dict[int, str], ignore_index: int = IGNORE_INDEX) -> None:
         self.metric = SegmentationMetric(len(id2label), ignore_index=ignore_index)
         keys: dict[str, int] = {}
         for class_id in sorted(id2label):
