@@ -21,7 +21,11 @@ Differences from `SegformerImageProcessor`, and why:
   share one code path. Pass `antialias=True` for PIL-like (SegFormer-like) downscaling.
 * 16-bit inputs (PIL `"I;16*"`/`"I"` modes, `uint16` arrays/tensors) are mapped to the 0-255 range by
   `x * 255 / 65535` before the usual `1/255` rescale. The stock backend would either clip them at 255
-  (PIL `convert("RGB")`) or rescale them by `1/255` into the 0-257 range.
+  (PIL `convert("RGB")`) or rescale them by `1/255` into the 0-257 range. PIL's integer modes do not say
+  how many bits the values use (8-bit greyscale is often opened or converted to `"I"`), so a PIL image in
+  those modes whose values all fit in 0-255 is read as 8-bit data; scaling it as 16-bit would turn it black.
+* Float inputs whose values all lie in [0, 1] look already rescaled: like the transformers processors, this
+  one warns and names `do_rescale=False` instead of silently feeding a near-black image.
 * An alpha channel is dropped rather than composited onto white: mmsegmentation loads images with
   `cv2.imread(..., IMREAD_COLOR)`, which discards alpha, so this matches what the model was evaluated on.
 * `size_divisor=N` reproduces mmsegmentation's `AlignedResize`, the test-time resize of the paper's ADE20K and
@@ -52,7 +56,7 @@ from transformers.image_utils import (
     infer_channel_dimension_format,
 )
 from transformers.processing_utils import ImagesKwargs, Unpack
-from transformers.utils import TensorType
+from transformers.utils import TensorType, logging
 
 try:  # a dedicated output class that later 5.x releases ship; transformers 5.0 does not have it.
     from transformers.image_processing_outputs import SemanticSegmentationPostProcessorOutput
@@ -61,11 +65,43 @@ except ImportError:  # pragma: no cover - depends on the installed transformers 
 
 __all__ = ["SegRetImageProcessor"]
 
+logger = logging.get_logger(__name__)
+
 # PIL modes whose pixels hold 16-bit intensities. PIL opens 16-bit PNG/TIFF files as "I;16*" or, for
 # some files and Pillow versions, as 32-bit "I"; in practice "I" images are 16-bit scans, so both are
 # scaled by 255 / 65535.
 _PIL_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _UINT16_TO_8BIT_RANGE = 255.0 / 65535.0
+_UINT16_MAX = 65535
+
+
+def _pil_integer_pixels(image: PIL.Image.Image) -> np.ndarray:
+    """Float32 pixels on the 0-255 scale of a PIL image in an integer mode (`"I"`, `"I;16*"`).
+
+    The mode does not tell the bit depth of the data: values that all fit in 0-255 are 8-bit data (kept as
+    they are), others 16-bit (scaled by 255 / 65535). Values outside 0-65535 have no known scale.
+    """
+    pixels = np.array(image)
+    low, high = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
+    if low < 0 or high > _UINT16_MAX:
+        raise ValueError(
+            f"A PIL image in mode {image.mode!r} holds values in [{low}, {high}], outside the 8-bit (0-255) and "
+            "16-bit (0-65535) ranges this processor knows how to scale. Convert it to 8 or 16 bits first."
+        )
+    pixels = pixels.astype(np.float32)
+    return pixels if high <= 255 else pixels * _UINT16_TO_8BIT_RANGE
+
+
+def _looks_rescaled(image: Any) -> bool:
+    """Whether a raw float array/tensor holds values in [0, 1] only, i.e. was already divided by 255.
+
+    An all-zero image is black on either scale, so it does not count.
+    """
+    if isinstance(image, np.ndarray) and np.issubdtype(image.dtype, np.floating) and image.size:
+        return bool(image.min() >= 0 and 0 < image.max() <= 1)
+    if isinstance(image, torch.Tensor) and image.is_floating_point() and image.numel():
+        return bool(image.min() >= 0 and 0 < image.max() <= 1)
+    return False
 
 
 def _check_size_divisor(value: Any) -> None:
@@ -387,7 +423,7 @@ class SegRetImageProcessor(TorchvisionBackend):
         """
         if isinstance(image, PIL.Image.Image):
             if image.mode in _PIL_16BIT_MODES:
-                image = np.array(image).astype(np.float32) * _UINT16_TO_8BIT_RANGE
+                image = _pil_integer_pixels(image)
             elif image.mode == "F":
                 # 32-bit float PIL images carry 0-255 intensities; `convert("RGB")` would truncate them.
                 image = np.array(image, dtype=np.float32)
@@ -426,6 +462,11 @@ class SegRetImageProcessor(TorchvisionBackend):
                 f"Expected an image of shape (H, W), (H, W, C) or (C, H, W); got shape {tuple(image.shape)}. "
                 "Pass batches as a list of images or a 4D array/tensor."
             )
+        if image.numel() == 0:
+            raise ValueError(
+                f"Got an image of shape {tuple(image.shape)}, which has no pixels; every image needs a height and "
+                "a width of at least 1."
+            )
         if input_data_format is None:
             input_data_format = infer_channel_dimension_format(image, num_channels=(1, 3, 4))
         if input_data_format == ChannelDimension.LAST:
@@ -461,6 +502,16 @@ class SegRetImageProcessor(TorchvisionBackend):
         **kwargs: Any,
     ) -> BatchFeature:
         """Prepare images and (optional) maps, check they correspond, and run both through `_preprocess`."""
+        if not (isinstance(images, (list, tuple)) and len(images) == 0):
+            images = self._prepare_images_structure(images)
+        if len(images) == 0:
+            raise ValueError("No images given: pass one image, or a non-empty list (or batch) of images.")
+        if kwargs.get("do_rescale") and any(_looks_rescaled(image) for image in images):
+            logger.warning_once(
+                "It looks like you are trying to rescale already rescaled images: float pixel values all lie in "
+                "[0, 1], and they are multiplied by rescale_factor (1/255) again, which gives a near-black image. "
+                "If the images are in [0, 1], pass do_rescale=False (or give 0-255 values)."
+            )
         images = self._prepare_image_like_inputs(
             images=images, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format, device=device
         )
