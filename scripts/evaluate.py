@@ -21,14 +21,7 @@ from transformers import AutoConfig
 from segret_hf import SegRetConfig
 from segret_hf.data.presets import MULTI_SCALE_RATIOS, get_preset
 from segret_hf.evaluation import EvaluationReport, describe_failures, evaluate
-from segret_hf.inference import DTYPES, InferenceProtocol, default_stride, parse_hw
-
-
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        return parse_hw(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+from segret_hf.inference import DTYPES, InferenceProtocol, default_stride, hw_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scales", type=float, nargs="+", default=None, help="Custom ratios (implies multi-scale).")
     parser.add_argument("--flip", action="store_true", help="Also average horizontally flipped predictions.")
     parser.add_argument("--sliding_window", action="store_true", help="mmseg slide inference instead of whole image.")
-    parser.add_argument("--window", type=_hw, default=None, help="Window N or HxW (default: the preset's crop).")
-    parser.add_argument("--stride", type=_hw, default=None, help="Step N or HxW (default: 2/3 of the window).")
+    parser.add_argument(
+        "--window", type=hw_argument, default=None, help="Window N or HxW (default: the preset's released crop)."
+    )
+    parser.add_argument("--stride", type=hw_argument, default=None, help="Step N or HxW (default: 2/3 of the window).")
     parser.add_argument(
         "--size_divisor",
         type=int,

@@ -27,6 +27,7 @@ the two differ only by interpolation rounding. Sliding-window views necessarily 
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -322,6 +323,14 @@ def parse_hw(text: str) -> tuple[int, int]:
     if len(values) != 2 or min(values) <= 0:
         raise ValueError(f"Expected N or HxW with positive integers, got {text!r}.")
     return values
+
+
+def hw_argument(text: str) -> tuple[int, int]:
+    """:func:`parse_hw` as an argparse `type=`: a bad size becomes argparse's usage error naming the flag."""
+    try:
+        return parse_hw(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def default_stride(window: tuple[int, int]) -> tuple[int, int]:

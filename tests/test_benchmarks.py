@@ -15,7 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from segret_bench import cli, suite  # noqa: E402
+from segret_bench import cli, input_pipeline, suite  # noqa: E402
 from segret_bench.flops import count_parameters_and_flops  # noqa: E402
 from segret_bench.memory import MemoryResult, probe_memory  # noqa: E402
 from segret_bench.models import ModelSpec  # noqa: E402
@@ -175,5 +175,24 @@ def test_cli_defaults_follow_the_device_and_reject_half_precision_on_cpu() -> No
     assert cli._resolve(args, parser) == {"batch_size": 2, "repeats": 5, "warmup": 1, "dtype": "float32"}
     with pytest.raises(SystemExit):
         cli._resolve(parser.parse_args(["--device", "cpu", "--dtype", "bfloat16"]), parser)
+    assert parser.parse_args(["--sizes", "512"]).sizes == [(512, 512)]  # N means NxN, as in every CLI here
     with pytest.raises(SystemExit):
-        parser.parse_args(["--sizes", "512"])
+        parser.parse_args(["--sizes", "512x0"])
+
+
+def test_input_pipeline_benchmark_runs_before_and_after(monkeypatch) -> None:
+    """Tiny rows through both pipelines, per core and through a one-worker loader: structure, not speed."""
+    tiny = input_pipeline.Case("tiny", 40, 56, "JPEG", 4, "ade20k", (32, 32), (128, 32))
+    monkeypatch.setitem(input_pipeline.CASES, "tiny", tiny)
+    options = input_pipeline.InputBenchmarkOptions(
+        cases=["tiny"], rows=2, batch_size=2, repeats=1, warmup=1, workers=1, machine_samples=4
+    )
+    report = input_pipeline.run_input_benchmark(options, log=lambda message: None)
+    rows = report["results"]
+    assert [(row["scope"], row["variant"]) for row in rows] == [
+        ("core (1 thread)", "before"), ("core (1 thread)", "after"),
+        ("machine (1 workers)", "before"), ("machine (1 workers)", "after"),
+    ]  # fmt: skip
+    assert all(row["status"] == "ok" and row["samples_per_s"] > 0 for row in rows)
+    assert rows[1]["speedup_paired"] > 0 and rows[0]["speedup_paired"] is None
+    assert "| tiny | core (1 thread) | after |" in input_pipeline.render_input_markdown(report)

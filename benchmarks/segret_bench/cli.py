@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from segret_hf.configuration_segret import ATTENTION_IMPLEMENTATIONS, SEGRET_VARIANTS
+from segret_hf.inference import hw_argument
 
 from .models import SEGFORMER_BASELINES
 from .report import render_markdown, write_results
@@ -22,16 +23,6 @@ _DEVICE_DEFAULTS = {
     "cuda": {"batch_size": 8, "repeats": 20, "warmup": 5, "dtype": "bfloat16"},
 }
 _QUICK_DEFAULTS = {"repeats": 10, "warmup": 2}
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes are HEIGHTxWIDTH, e.g. 512x512; got {text!r}") from None
-    if height <= 0 or width <= 0:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sizes",
         nargs="+",
-        type=_size,
+        type=hw_argument,
         default=[(512, 512), (1024, 2048)],
         help="HEIGHTxWIDTH (default: 512x512 1024x2048)",
     )
@@ -100,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip_throughput", action="store_true")
     parser.add_argument("--skip_training", action="store_true")
     parser.add_argument(
-        "--train_size", type=_size, default=(512, 512), help="HEIGHTxWIDTH of the training step (default: 512x512)"
+        "--train_size", type=hw_argument, default=(512, 512), help="HEIGHTxWIDTH of the training step (default: 512x512)"
     )
     parser.add_argument("--train_batch_size", type=int, default=2, help="default: 2")
     parser.add_argument(
