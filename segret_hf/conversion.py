@@ -10,7 +10,7 @@ architecture JSON.
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import pickle
 import re
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ import torch
 from huggingface_hub import HfApi
 
 from .attention_segret import retention_decay
+from .checkpoint_files import REFETCH, check_torch_file, read_json_file
 from .configuration_segret import SEGRET_VARIANTS, SegRetConfig
 from .data.label_sets import LABEL_SETS, canonical_name, get_label_set
 from .data.presets import get_preset
@@ -29,6 +30,8 @@ from .inference import parse_hw, size_divisor_override
 from .model_card import SourceCheckpoint, render_model_card
 from .modeling_segret import SegRetForSemanticSegmentation
 from .output_folders import check_output_dir, staged_output_dir
+
+logger = logging.getLogger(__name__)
 
 MMSEG_FORMAT = "mmseg"
 RMT_IMAGENET_FORMAT = "rmt_imagenet"
@@ -94,10 +97,15 @@ class OriginalCheckpoint:
 
 
 def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
-    """Load a SegRet mmsegmentation or RMT ImageNet checkpoint (`weights_only=True`) and detect which it is."""
+    """Load a SegRet mmsegmentation or RMT ImageNet checkpoint (`weights_only=True`) and detect which it is.
+
+    An empty, truncated or damaged file, or one that is not a PyTorch file, is reported as such (naming it)
+    before `torch.load` would fail with an internal message.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+    check_torch_file(path)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -105,6 +113,8 @@ def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
             f"{path} holds objects other than tensors and plain containers, which are not loaded for safety "
             f"(torch.load(weights_only=True)): {error}"
         ) from None
+    except (RuntimeError, EOFError, IndexError, KeyError) as error:  # the file's structure is damaged
+        raise CheckpointConversionError(f"{path} cannot be read as a PyTorch checkpoint ({error}). {REFETCH}") from None
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         state = raw["state_dict"]
         unknown = sorted(k for k in state if not k.startswith(("backbone.", "decode_head.")))
@@ -338,7 +348,7 @@ def load_id2label(spec: str | Path) -> tuple[dict[int, str], str | None]:
     """
     path = Path(spec)
     if path.is_file():
-        raw = json.loads(path.read_text())
+        raw = read_json_file(path, "--id2label")
         if isinstance(raw, list):
             raw = dict(enumerate(raw))
         if not isinstance(raw, dict):
@@ -383,7 +393,9 @@ def resolve_labels(
     An mmseg checkpoint's classifier fixes the count; every other source (`--num_labels`, `--id2label`, the
     architecture's `num_classes`, the checkpoint's `meta["CLASSES"]`) must agree with it. An explicit
     `--id2label` names the classes in preference to `meta["CLASSES"]`. A backbone-only checkpoint has no
-    classifier, so the count must come from the command line or the architecture.
+    classifier, so the count must come from the command line or the architecture; there the architecture's
+    `num_classes` is only the original constructor's default (the classes it was built for), so an explicit
+    `--num_labels` / `--id2label` replaces it, with a note in the log.
     """
     sources: list[tuple[str, int]] = []
     classifier = checkpoint.head.get("decode_head.linear_pred.weight")
@@ -393,7 +405,14 @@ def resolve_labels(
         sources.append(("--num_labels", num_labels))
     if id2label is not None:
         sources.append(("--id2label", len(id2label)))
-    if architecture_num_classes is not None:
+    explicit = num_labels is not None or id2label is not None
+    if architecture_num_classes is not None and classifier is None and explicit:
+        logger.warning(
+            "The architecture's num_classes (%d) is not used: this backbone-only checkpoint has no classifier, "
+            "and the classes given on the command line decide the new head.",
+            architecture_num_classes,
+        )
+    elif architecture_num_classes is not None:
         sources.append(("the architecture's num_classes", architecture_num_classes))
     if id2label is None and checkpoint.class_names:
         sources.append(('the checkpoint\'s meta["CLASSES"]', len(checkpoint.class_names)))
@@ -519,7 +538,7 @@ def convert_original_checkpoint(
     check_output_dir(output_dir, overwrite, "--overwrite")
     size = parse_image_size(image_size)
     if isinstance(architecture, (str, Path)):
-        architecture = json.loads(Path(architecture).read_text())
+        architecture = read_json_file(architecture, "--architecture")
 
     checkpoint_path = Path(checkpoint_path)
     checkpoint = load_original_checkpoint(checkpoint_path)

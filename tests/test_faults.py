@@ -8,7 +8,9 @@ killed during its final save, two runs into one folder) start them with `subproc
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -16,6 +18,16 @@ import pytest
 import torch
 
 from segret_hf import SegRetImageProcessor
+
+from helpers import load_script
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "original_checkpoints"
+RMT = FIXTURES / "tiny_a_rmt_imagenet.pth"
+MMSEG = FIXTURES / "tiny_a_mmseg.pth"
+ARCHITECTURE = FIXTURES / "tiny_a_architecture.json"
+
+convert_script = load_script(REPO / "scripts" / "convert_original_checkpoint.py")
 
 # ---------------------------------------------------------------------------------------------------------
 # Image processor
@@ -63,3 +75,82 @@ def test_processor_refuses_images_without_pixels(images: object) -> None:
 def test_processor_refuses_an_empty_batch(images: object) -> None:
     with pytest.raises(ValueError, match="No images given"):
         SegRetImageProcessor()(images)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Converter
+# ---------------------------------------------------------------------------------------------------------
+
+needs_fixtures = pytest.mark.skipif(
+    not RMT.is_file(), reason=f"original-checkpoint fixtures not found at {FIXTURES} (shared folder absent)"
+)
+
+
+def _convert(*args: str | Path) -> int:
+    return convert_script.main([str(arg) for arg in args])
+
+
+def _damaged_copies(folder: Path, source: Path) -> dict[str, Path]:
+    data = source.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # inside a tensor's bytes: only the checksum notices
+    copies = {
+        "empty": b"",
+        "truncated": data[: len(data) // 2],
+        "flipped byte": bytes(flipped),
+        "random bytes": np.random.default_rng(0).integers(1, 127, 4096, dtype=np.uint8).tobytes(),
+    }
+    for name, content in copies.items():
+        (folder / f"{name.replace(' ', '_')}.pth").write_bytes(content)
+    return {name: folder / f"{name.replace(' ', '_')}.pth" for name in copies}
+
+
+DAMAGE_MESSAGES = {
+    "empty": "is empty (0 bytes)",
+    "truncated": "is truncated or corrupt",
+    "flipped byte": "is corrupt: its part",
+    "random bytes": "is not a PyTorch checkpoint",
+}
+
+
+@needs_fixtures
+def test_converter_names_a_damaged_checkpoint_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, path in _damaged_copies(tmp_path, RMT).items():
+        status = _convert("--checkpoint", path, "--variant", "tiny", "--num_labels", "3", "--output_dir", tmp_path / "out")
+        error = capsys.readouterr().err
+        assert status == 1, name
+        assert f"error: {path} {DAMAGE_MESSAGES[name]}" in error, (name, error)
+        assert "Traceback" not in error and "objects other than tensors" not in error
+        assert not (tmp_path / "out").exists()
+
+
+@needs_fixtures
+def test_converter_explicit_classes_replace_the_architecture_default_for_a_backbone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        status = _convert(
+            "--checkpoint", RMT, "--architecture", ARCHITECTURE, "--num_labels", "3", "--output_dir", tmp_path / "out"
+        )
+    assert status == 0, capsys.readouterr().err
+    assert len(json.loads((tmp_path / "out" / "config.json").read_text())["id2label"]) == 3
+    assert "num_classes (5) is not used" in caplog.text
+    # A trained classifier still decides: the mmseg checkpoint has 5 classes.
+    status = _convert(
+        "--checkpoint", MMSEG, "--architecture", ARCHITECTURE, "--num_labels", "3", "--output_dir", tmp_path / "mm"
+    )
+    assert status == 1 and "Conflicting numbers of classes" in capsys.readouterr().err
+
+
+@needs_fixtures
+@pytest.mark.parametrize("flag", ["--id2label", "--architecture"])
+def test_converter_names_a_broken_json_file(flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"0": "sky",\n')
+    args = ["--checkpoint", RMT, "--output_dir", tmp_path / "out", flag, broken]
+    args += ["--variant", "tiny"] if flag == "--id2label" else ["--num_labels", "3"]
+    assert _convert(*args) == 1
+    error = capsys.readouterr().err
+    assert f"{flag} {broken} is not valid JSON" in error and "line 2" in error
