@@ -19,6 +19,7 @@ import PIL.Image
 
 from segret_hf.data.presets import MULTI_SCALE_RATIOS
 from segret_hf.inference import DTYPES, InferenceProtocol, SegmentationInferencer
+from segret_hf.output_files import check_output_file, image_format
 from segret_hf.visualization import classes_by_area, palette_for_labels, render_segmentation
 
 
@@ -45,15 +46,21 @@ def main(argv: list[str] | None = None) -> int:
         image.load()
     except OSError as error:
         parser.error(f"cannot read image {args.image!r}: {error}")
-    protocol = InferenceProtocol(scales=MULTI_SCALE_RATIOS if args.multi_scale else (1.0,), flip=args.flip)
-    inferencer = SegmentationInferencer.from_pretrained(args.model, protocol, device=args.device, dtype=args.dtype)
+    output = Path(args.output or Path(args.image).with_name(f"{Path(args.image).stem}_segmented.png"))
+    try:  # the output is checked before inference, so a bad path costs nothing
+        output_format = image_format(check_output_file(output, "--output"), "--output")
+        protocol = InferenceProtocol(scales=MULTI_SCALE_RATIOS if args.multi_scale else (1.0,), flip=args.flip)
+        inferencer = SegmentationInferencer.from_pretrained(args.model, protocol, device=args.device, dtype=args.dtype)
+    except (ValueError, OSError) as error:  # the message names the path or the model
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     segmentation = inferencer.predict([image])[0]
 
     id2label = inferencer.id2label
     palette, palette_source = palette_for_labels(id2label)
     picture = render_segmentation(image, segmentation, id2label, palette, alpha=args.alpha)
-    output = Path(args.output or Path(args.image).with_name(f"{Path(args.image).stem}_segmented.png"))
-    picture.save(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(output, format=output_format)
 
     print(f"Wrote {output} ({picture.width}x{picture.height}, {palette_source or 'generic'} palette)")
     for class_id, fraction in classes_by_area(segmentation):

@@ -22,6 +22,7 @@ from segret_hf import SegRetConfig
 from segret_hf.data.presets import MULTI_SCALE_RATIOS, get_preset
 from segret_hf.evaluation import EvaluationReport, describe_failures, evaluate
 from segret_hf.inference import DTYPES, InferenceProtocol, default_stride, hw_argument
+from segret_hf.output_files import check_output_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     try:
+        if args.output_file:
+            check_output_file(args.output_file, "--output_file")
         report = run(args, protocol)
     except (ValueError, OSError) as error:  # bad input: the message names it; no traceback needed
         print(f"error: {error}", file=sys.stderr)

@@ -31,12 +31,15 @@ import argparse
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import PIL.Image
 import torch
 import torch.nn.functional as F
 from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation, PreTrainedModel
+
+from .checkpoint_files import check_weight_files
 
 if TYPE_CHECKING:
     from .data.presets import DatasetPreset
@@ -210,8 +213,11 @@ class SegmentationInferencer:
         """Load model and image processor from a folder or Hub id (both must be saved there).
 
         `image_processor_kwargs` override the saved processor settings, e.g. `{"size_divisor": None}` to
-        evaluate a model saved with aligned resizing without it.
+        evaluate a model saved with aligned resizing without it. A local folder's files are checked first, so a
+        truncated or damaged one is named instead of failing inside the loader.
         """
+        if Path(model_name_or_path).is_dir():
+            check_weight_files(model_name_or_path)
         try:
             image_processor = AutoImageProcessor.from_pretrained(
                 model_name_or_path, **(image_processor_kwargs or {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,9 @@ import pytest
 import torch
 
 from segret_hf import SegRetImageProcessor
+from segret_hf.inference import SegmentationInferencer
 
-from helpers import load_script
+from helpers import load_script, save_model_folder, stripes, write_parquet_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "original_checkpoints"
@@ -28,6 +30,8 @@ MMSEG = FIXTURES / "tiny_a_mmseg.pth"
 ARCHITECTURE = FIXTURES / "tiny_a_architecture.json"
 
 convert_script = load_script(REPO / "scripts" / "convert_original_checkpoint.py")
+evaluate_script = load_script(REPO / "scripts" / "evaluate.py")
+segment_script = load_script(REPO / "examples" / "segment_image.py")
 
 # ---------------------------------------------------------------------------------------------------------
 # Image processor
@@ -154,3 +158,74 @@ def test_converter_names_a_broken_json_file(flag: str, tmp_path: Path, capsys: p
     assert _convert(*args) == 1
     error = capsys.readouterr().err
     assert f"{flag} {broken} is not valid JSON" in error and "line 2" in error
+
+
+# ---------------------------------------------------------------------------------------------------------
+# scripts/evaluate.py and examples/segment_image.py
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(save_model_folder(tmp_path_factory.mktemp("model"), {0: "a", 1: "b", 2: "c"}))
+
+
+@pytest.fixture(scope="module")
+def stripes_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_parquet_dataset(
+        tmp_path_factory.mktemp("stripes"), [stripes()] * 2, splits=("validation",), id2label={0: "a", 1: "b", 2: "c"}
+    )
+
+
+@pytest.fixture
+def no_inference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a model is loaded: the checks must come before any work."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr(SegmentationInferencer, "from_pretrained", refuse)
+
+
+def test_evaluate_refuses_an_output_file_that_is_a_folder_before_evaluating(
+    tmp_path: Path, stripes_dataset: Path, model_folder: Path, no_inference: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--model", str(model_folder), "--dataset_name", str(stripes_dataset), "--no_progress"]
+    assert evaluate_script.main([*args, "--output_file", str(tmp_path)]) == 2
+    assert f"error: --output_file {str(tmp_path)!r} is a folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert evaluate_script.main([*args, "--output_file", str(tmp_path / "file" / "results.json")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_evaluate_names_a_truncated_model_file(
+    tmp_path: Path, stripes_dataset: Path, model_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = shutil.copytree(model_folder, tmp_path / "model")
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    status = evaluate_script.main(["--model", str(model), "--dataset_name", str(stripes_dataset), "--no_progress"])
+    error = capsys.readouterr().err
+    assert status == 2 and f"error: {weights} is truncated or corrupt" in error and "Traceback" not in error
+
+
+def test_segment_image_checks_the_output_before_inference(
+    tmp_path: Path, model_folder: Path, no_inference: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "photo.png"
+    PIL.Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    for output, message in [
+        (tmp_path / "photo.xyz", "unknown image file extension '.xyz'"),
+        (tmp_path / "photo", "no image file extension"),
+        (tmp_path, "is a folder"),
+    ]:
+        assert segment_script.main([str(image), "--model", str(model_folder), "--output", str(output)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_segment_image_creates_a_missing_output_folder(tmp_path: Path, model_folder: Path) -> None:
+    image = tmp_path / "photo.png"
+    PIL.Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    output = tmp_path / "new" / "folder" / "photo.jpg"
+    assert segment_script.main([str(image), "--model", str(model_folder), "--output", str(output)]) == 0
+    assert PIL.Image.open(output).format == "JPEG"
