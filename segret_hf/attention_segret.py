@@ -14,7 +14,13 @@ Each form has interchangeable implementations, chosen with transformers' `attn_i
   lets CPU and CUDA use their fused kernels (a 3-D mask sends CPU SDPA down its unfused math path);
 * `flex_attention`: whole-image stages compute the decay from token indices inside the kernel
   (`score_mod`), so no `(heads, HW, HW)` bias is ever materialised; decomposed stages, whose biases are
-  tiny, use `sdpa`.
+  tiny, use `sdpa`;
+* any other function registered with transformers' `AttentionInterface`: called through
+  `ALL_ATTENTION_FUNCTIONS` with the decay as its 4-D additive `attention_mask`, as transformers calls
+  `sdpa`. The three above keep their own kernels: the interface's output layout costs a copy per call, and
+  its `flex_attention` cannot compute the decay from token indices.
+
+Only `eager` forms the attention probabilities explicitly, so only it returns them (`output_attentions`).
 
 Biases depend only on the stage, the heads and the feature size, so `RetentionBias.build` runs once per
 stage and forward pass and all blocks of the stage share the result.
@@ -28,7 +34,20 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.attention.flex_attention import flex_attention
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+RetentionWeights = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
+"""Attention probabilities of one retention layer, returned by `eager` only (None otherwise).
+
+Whole-image layers give one `(batch, heads, H*W, H*W)` tensor (queries and keys in row-major order).
+Decomposed layers give the pair `(rows, columns)`: `rows` `(batch, H, heads, W, W)` holds, for each image
+row, the attention between its W tokens; `columns` `(batch, W, heads, H, H)` the same for each column.
+"""
+
+# Registered attention functions that cannot add a bias to the logits (or need a generation cache).
+_BIASLESS_IMPLEMENTATIONS = ("flash_attention", "paged|")
 
 
 def retention_decay(
@@ -104,8 +123,9 @@ class RetentionBias:
         return bias
 
 
-# `attend(q, k, v, additive_bias)` on `(batch, heads, length, d)` tensors: the eager or the SDPA kernel.
-Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# `attend(q, k, v, additive_bias)` on `(batch, heads, length, d)` tensors -> output `(batch, heads, length, d)`
+# and the attention probabilities when the kernel forms them (eager) or None.
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -113,13 +133,30 @@ def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     return x.unflatten(-1, (num_heads, -1))
 
 
-def _eager_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def _eager_attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2)) + bias
-    return torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v)
+    weights = torch.softmax(scores.float(), dim=-1).to(v.dtype)
+    return torch.matmul(weights, v), weights
 
 
-def _sdpa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+def _sdpa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, None]:
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias), None
+
+
+def _interface_attend(implementation: str, module: nn.Module | None) -> Attend:
+    """A function registered with transformers' `AttentionInterface`, called with its convention: the bias as
+    `attention_mask`, output `(batch, length, heads, d)`, turned back into this module's layout."""
+    function = ALL_ATTENTION_FUNCTIONS[implementation]
+
+    def attend(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, weights = function(module, q, k, v, bias, scaling=q.shape[-1] ** -0.5, dropout=0.0, is_causal=False)
+        return out.transpose(1, 2), weights
+
+    return attend
 
 
 def _decomposed(
@@ -129,17 +166,22 @@ def _decomposed(
     v: torch.Tensor,
     bias: RetentionBias,
     num_heads: int,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, RetentionWeights]:
     """Row pass then column pass. Inputs and output are `(B, H, W, C)`."""
     batch, height, width, channels = q.shape
     # Rows: one sequence of length W per (batch, row): (B*H, heads, W, d), a view of the projections.
     q_row, k_row, v_row = (_split_heads(t, num_heads).flatten(0, 1).transpose(1, 2) for t in (q, k, v))
-    rows = attend(q_row, k_row, v_row, bias.row).transpose(1, 2).unflatten(0, (batch, height))  # (B, H, W, heads, d)
+    rows, row_weights = attend(q_row, k_row, v_row, bias.row)
+    rows = rows.transpose(1, 2).unflatten(0, (batch, height))  # (B, H, W, heads, d)
     # Columns: one sequence of length H per (batch, column): (B*W, heads, H, d).
     q_col, k_col = (_split_heads(t, num_heads).permute(0, 2, 3, 1, 4).flatten(0, 1) for t in (q, k))
     v_col = rows.permute(0, 2, 3, 1, 4).flatten(0, 1)
-    out = attend(q_col, k_col, v_col, bias.column).transpose(1, 2).unflatten(0, (batch, width))  # (B, W, H, heads, d)
-    return out.transpose(1, 2).reshape(batch, height, width, channels)
+    out, column_weights = attend(q_col, k_col, v_col, bias.column)
+    out = out.transpose(1, 2).unflatten(0, (batch, width))  # (B, W, H, heads, d)
+    weights = None
+    if row_weights is not None and column_weights is not None:
+        weights = (row_weights.unflatten(0, (batch, height)), column_weights.unflatten(0, (batch, width)))
+    return out.transpose(1, 2).reshape(batch, height, width, channels), weights
 
 
 def _whole(
@@ -149,21 +191,24 @@ def _whole(
     v: torch.Tensor,
     bias: RetentionBias,
     num_heads: int,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Full attention over the `H * W` tokens. Inputs and output are `(B, H, W, C)`."""
     batch, height, width, channels = q.shape
     q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))  # (B, heads, HW, d)
     if bias.full is not None:
-        out = attend(q, k, v, bias.full)
+        out, weights = attend(q, k, v, bias.full)
     else:
         band_bytes = num_heads * width * height * width * bias.row.element_size()  # one image row of queries
         rows = max(1, FULL_BIAS_BUDGET_BYTES // band_bytes)
-        bands = []
+        bands, band_weights = [], []
         for first in range(0, height, rows):
             band_bias = _manhattan_bias(bias.column, bias.row, first, min(rows, height - first))
-            bands.append(attend(q[:, :, first * width : (first + rows) * width], k, v, band_bias))
+            band, band_weight = attend(q[:, :, first * width : (first + rows) * width], k, v, band_bias)
+            bands.append(band)
+            band_weights.append(band_weight)
         out = torch.cat(bands, dim=2)
-    return out.transpose(1, 2).reshape(batch, height, width, channels)
+        weights = None if any(w is None for w in band_weights) else torch.cat(band_weights, dim=2)
+    return out.transpose(1, 2).reshape(batch, height, width, channels), weights
 
 
 @lru_cache(maxsize=1)
@@ -174,7 +219,7 @@ def _compiled_flex_attention() -> Callable[..., torch.Tensor]:
 
 def _flex_whole(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: RetentionBias, num_heads: int
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, None]:
     """Whole-image retention with the Manhattan decay computed from token indices inside the kernel."""
     batch, height, width, channels = q.shape
     q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))
@@ -187,7 +232,7 @@ def _flex_whole(
     # Inside a user's torch.compile the plain function is traced into their graph; eagerly it is compiled here.
     attend = flex_attention if torch.compiler.is_compiling() else _compiled_flex_attention()
     out = attend(q, k, v, score_mod=manhattan_decay)
-    return out.transpose(1, 2).reshape(batch, height, width, channels)
+    return out.transpose(1, 2).reshape(batch, height, width, channels), None
 
 
 def retention_attention(
@@ -198,19 +243,29 @@ def retention_attention(
     bias: RetentionBias,
     num_heads: int,
     decomposed: bool,
-) -> torch.Tensor:
-    """Retention of channels-last `(B, H, W, C)` queries, keys and values with the given implementation."""
-    if implementation == "eager":
-        form = _decomposed if decomposed else _whole
-        return form(_eager_attend, q, k, v, bias, num_heads)
+    module: nn.Module | None = None,
+) -> tuple[torch.Tensor, RetentionWeights]:
+    """Retention of channels-last `(B, H, W, C)` queries, keys and values with the given implementation.
+
+    Returns the output `(B, H, W, C)` and the attention probabilities (`RetentionWeights`: `eager` only).
+    `module` is handed to functions registered with transformers' `AttentionInterface`, as transformers does.
+    """
     if implementation == "flex_attention" and not decomposed:
         return _flex_whole(q, k, v, bias, num_heads)
-    if implementation in ("sdpa", "flex_attention"):
-        form = _decomposed if decomposed else _whole
-        return form(_sdpa_attend, q, k, v, bias, num_heads)
-    raise ValueError(
-        f"SegRet has no attention implementation {implementation!r}; use 'eager', 'sdpa' or 'flex_attention'."
-    )
+    if implementation == "eager":
+        attend = _eager_attend
+    elif implementation in ("sdpa", "flex_attention"):
+        attend = _sdpa_attend
+    elif implementation in ALL_ATTENTION_FUNCTIONS and not implementation.startswith(_BIASLESS_IMPLEMENTATIONS):
+        attend = _interface_attend(implementation, module)
+    else:
+        raise ValueError(
+            f"SegRet cannot use the attention implementation {implementation!r}: retention adds a distance bias to "
+            "every logit. Use 'eager', 'sdpa', 'flex_attention', or a function registered with transformers' "
+            "AttentionInterface that adds its 4-D `attention_mask` to the logits."
+        )
+    form = _decomposed if decomposed else _whole
+    return form(attend, q, k, v, bias, num_heads)
 
 
-__all__ = ["RetentionBias", "retention_attention", "retention_decay"]
+__all__ = ["RetentionBias", "RetentionWeights", "retention_attention", "retention_decay"]

@@ -4,6 +4,8 @@ Every hyper-parameter of the released network (docs/architecture.md in the repos
 saved `config.json` alone rebuilds the exact model. Names follow transformers' SegFormer config where
 an equivalent exists (`hidden_sizes`, `depths`, `num_attention_heads`, `decoder_hidden_size`); the
 retention-specific ones say what they control (the original RMT argument name is given in brackets).
+As for transformers' other backbones, `stage_names`, `out_features` and `out_indices` say which stage
+features `SegRetBackbone` hands to a head such as UperNet or Mask2Former.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from typing import Any
 
 from transformers import PreTrainedConfig
+from transformers.backbone_utils import BackboneConfigMixin
 
 # The four released sizes. `decoder_hidden_size` is the paper's C; stochastic depth as trained.
 SEGRET_VARIANTS: dict[str, dict[str, Any]] = {
@@ -76,7 +79,7 @@ PER_STAGE_FIELDS = (
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flex_attention")
 
 
-class SegRetConfig(PreTrainedConfig):
+class SegRetConfig(BackboneConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a SegRet model: an RMT (Vision RetNet) backbone with Manhattan-decay retention and
     SegRet's lightweight decoder with zero-initialised residual (ZIR) layers.
@@ -105,6 +108,9 @@ class SegRetConfig(PreTrainedConfig):
         classifier_dropout_prob (`float`, defaults to 0.1): Dropout2d before the classifier.
         initializer_range (`float`, defaults to 0.02): std of the truncated normal used for linear layers.
         semantic_loss_ignore_index (`int`, defaults to 255): label value ignored by the loss.
+        out_features (`list[str]`, *optional*): stages `SegRetBackbone` returns, among `stage_names`
+            (`stage1`..`stage4`, strides 4, 8, 16, 32); defaults to the last stage, as in transformers' backbones.
+        out_indices (`list[int]`, *optional*): the same selection by index into `stage_names`.
 
     Example:
 
@@ -136,12 +142,18 @@ class SegRetConfig(PreTrainedConfig):
     classifier_dropout_prob: float = 0.1
     initializer_range: float = 0.02
     semantic_loss_ignore_index: int = 255
+    _out_features: list[str] | None = None
+    _out_indices: list[int] | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         for name in PER_STAGE_FIELDS:
             setattr(self, name, list(getattr(self, name)))
-        super().__post_init__(**kwargs)
         self._check_values()
+        self.stage_names = [f"stage{index}" for index in range(1, len(self.depths) + 1)]
+        self.set_output_features_output_indices(
+            out_features=kwargs.pop("out_features", None), out_indices=kwargs.pop("out_indices", None)
+        )
+        super().__post_init__(**kwargs)
 
     def _check_values(self) -> None:
         """Reject configurations that cannot build the network, naming the field and the fix."""
@@ -189,6 +201,12 @@ class SegRetConfig(PreTrainedConfig):
             raise ValueError(
                 f"SegRetConfig.classifier_dropout_prob must be in [0, 1), got {self.classifier_dropout_prob}."
             )
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Number of stages, each giving one hidden state. transformers resolves negative `output_hidden_states`
+        indices with it, as SegFormer's and ConvNext's configs map it to their stage counts."""
+        return len(self.depths)
 
     @classmethod
     def from_variant(cls, name: str, **overrides: Any) -> SegRetConfig:

@@ -3,11 +3,17 @@
 The network is exactly the one of the released checkpoints (docs/architecture.md in the repository).
 Backbone blocks keep activations channels-last, `(B, H, W, C)`, as the original does; stage features are
 handed out as `(B, C, H, W)` views of the same memory (channels_last strides), so no copies are made.
+
+Outputs follow transformers' conventions: `output_hidden_states` (a flag, or the indices of the stages to
+keep) and `output_attentions` are recorded by transformers' output-capturing hooks, as for SegFormer, and
+`SegRetBackbone` serves other heads through `AutoBackbone`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,11 +21,16 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.backbone_utils import BackboneMixin, filter_output_hidden_states
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutput, SemanticSegmenterOutput
+from transformers.modeling_outputs import BackboneOutput, BaseModelOutput, SemanticSegmenterOutput
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs
 from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .attention_segret import RetentionBias, retention_attention, retention_decay
+from .attention_segret import RetentionBias, RetentionWeights, retention_attention, retention_decay
 from .configuration_segret import SegRetConfig
 
 
@@ -157,12 +168,13 @@ class SegRetRetention(nn.Module):
         self.lepe = SegRetDepthwiseConv(hidden_size, kernel_size=5)
         self.out_proj = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, x: torch.Tensor, bias: RetentionBias) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: RetentionBias) -> tuple[torch.Tensor, RetentionWeights]:
+        """`(B, H, W, C)` -> `(B, H, W, C)` and the attention probabilities (`eager` only; see `RetentionWeights`)."""
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        out = retention_attention(
-            self.config._attn_implementation or "sdpa", q, k, v, bias, self.num_heads, self.decomposed
+        out, weights = retention_attention(
+            self.config._attn_implementation or "sdpa", q, k, v, bias, self.num_heads, self.decomposed, self
         )
-        return self.out_proj(out + self.lepe(v))
+        return self.out_proj(out + self.lepe(v)), weights
 
 
 class SegRetFeedForward(nn.Module):
@@ -199,7 +211,7 @@ class SegRetBlock(GradientCheckpointingLayer):
 
     def forward(self, x: torch.Tensor, bias: RetentionBias) -> torch.Tensor:
         x = self.position_encoding(x)  # x + DWConv(x)
-        branch = self.retention(self.retention_layer_norm(x), bias)
+        branch, _ = self.retention(self.retention_layer_norm(x), bias)
         if self.layer_scale_1 is not None:
             branch = self.layer_scale_1 * branch
         x = x + self.drop_path(branch)
@@ -242,12 +254,17 @@ class SegRetStage(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Returns the stage feature `(B, H, W, C)` and the next stage's input (None after the last stage)."""
+        """Channels-last input -> the stage feature `(B, C, H, W)` and the next stage's input (None after the last).
+
+        The downsampler reads the very tensor handed out, so a gradient reaching the next stage passes through
+        it (`feature.retain_grad()` then sees it).
+        """
         bias = self.decay_bias(x)
         for block in self.blocks:
             x = block(x, bias)
-        next_input = None if self.downsample is None else _to_channels_last(self.downsample(_nchw(x)))
-        return x, next_input
+        feature = _nchw(x)
+        next_input = None if self.downsample is None else _to_channels_last(self.downsample(feature))
+        return feature, next_input
 
 
 class SegRetPreTrainedModel(PreTrainedModel):
@@ -260,10 +277,33 @@ class SegRetPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["SegRetStage"]
     _supports_sdpa = True
     _supports_flex_attn = True
+    _supports_attention_backend = True
     _can_compile_fullgraph = True
+    _can_record_outputs = {
+        # Stage 0's input is the stem's output, not a stage feature: only the four stage features are recorded.
+        "hidden_states": OutputRecorder(SegRetStage, index=0, capture_initial_hidden_state=False),
+        "attentions": OutputRecorder(SegRetRetention, index=1),
+    }
     # The loss is a mean over this batch's labelled pixels, not a sum to be divided by `num_items_in_batch`:
     # the Trainer must do the gradient-accumulation and multi-process scaling itself.
     accepts_loss_kwargs = False
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """`PreTrainedModel.save_pretrained`, listing every Auto class of the saved modelling code in `auto_map`.
+
+        transformers records only the saved class's own Auto class (plus the config's), so a folder saved from
+        `SegRetForSemanticSegmentation` would not load through `AutoModel` or `AutoBackbone` with
+        `trust_remote_code=True`, although the copied file defines both.
+        """
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        registered = {
+            cls._auto_class: f"{module}.{cls.__name__}"
+            for cls in (SegRetModel, SegRetForSemanticSegmentation, SegRetBackbone)
+            if cls._auto_class is not None
+        }
+        if self._auto_class is not None and registered:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **registered}
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -308,6 +348,28 @@ def _pytorch_default_init(module: nn.Linear | nn.Conv2d) -> None:
         init.uniform_(module.bias, -bound, bound)
 
 
+_FORWARD_KWARGS = frozenset(TransformersKwargs.__annotations__)
+
+
+def _check_forward_kwargs(model: SegRetPreTrainedModel, kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments that are not transformers' common ones, and attention maps SegRet cannot give.
+
+    A misspelt option (`output_hidden_state=True`) would otherwise be ignored without a word.
+    """
+    unknown = sorted(set(kwargs) - _FORWARD_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"{type(model).__name__}.forward() got unexpected keyword argument(s) {unknown}; besides its named "
+            f"arguments it accepts transformers' common keyword arguments {sorted(_FORWARD_KWARGS)}."
+        )
+    implementation = model.config._attn_implementation or "sdpa"
+    if kwargs.get("output_attentions", model.config.output_attentions) and implementation != "eager":
+        raise ValueError(
+            f"output_attentions=True needs attn_implementation='eager' (this model uses {implementation!r}, which "
+            "never forms the attention probabilities); call model.set_attn_implementation('eager') first."
+        )
+
+
 class SegRetModel(SegRetPreTrainedModel):
     """The RMT backbone: stem and four retention stages, returning features at strides 4, 8, 16, 32."""
 
@@ -325,35 +387,59 @@ class SegRetModel(SegRetPreTrainedModel):
         )
         self.post_init()
 
-    @can_return_tuple
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        output_hidden_states: bool | None = None,
-        **kwargs,
-    ) -> BaseModelOutput:
+    @capture_outputs
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> BaseModelOutput:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
             Normalised images (see `SegRetImageProcessor`); any height and width.
-        output_hidden_states (`bool`, *optional*):
-            Also return the four stage features `(batch_size, C_i, H_i, W_i)` at strides 4, 8, 16, 32.
+        output_hidden_states (`bool` or `list[int]`, *optional*):
+            Also return the four stage features `(batch_size, C_i, H_i, W_i)` at strides 4, 8, 16, 32 as
+            `hidden_states`; given stage indices, only those are kept and the others are None (as for SegFormer).
+        output_attentions (`bool`, *optional*):
+            Also return the attention probabilities of every retention layer, in block order, as `attentions`
+            (shapes: `segret_hf.attention_segret.RetentionWeights`; decomposed layers give a (rows, columns)
+            pair). Needs `attn_implementation="eager"`.
 
         Returns `BaseModelOutput` whose `last_hidden_state` is the stage-4 feature `(batch_size, C_4, H/32, W/32)`.
         """
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
+        _check_forward_kwargs(self, kwargs)
         if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(
                 f"SegRet expects pixel_values of shape (batch, {self.config.num_channels}, height, width), "
                 f"got {tuple(pixel_values.shape)}; run images through SegRetImageProcessor first."
             )
-        features = []
         x = self.stem(pixel_values)
         for stage in self.stages:
             feature, x = stage(x)
-            features.append(_nchw(feature))
-        return BaseModelOutput(
-            last_hidden_state=features[-1], hidden_states=tuple(features) if output_hidden_states else None
+        return BaseModelOutput(last_hidden_state=feature)
+
+
+class SegRetBackbone(BackboneMixin, SegRetModel):
+    """The RMT backbone for other heads (UperNet, Mask2Former, ...), through `AutoBackbone`.
+
+    `feature_maps` are the stage features named in `config.out_features` (`stage1`..`stage4`, strides 4 to 32,
+    `(batch_size, C_i, H_i, W_i)`). The weights are `SegRetModel`'s, so it loads from any SegRet checkpoint.
+    """
+
+    def __init__(self, config: SegRetConfig) -> None:
+        super().__init__(config)
+        self.num_features = list(config.hidden_sizes)
+
+    @can_return_tuple
+    @filter_output_hidden_states
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> BackboneOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            Normalised images (see `SegRetImageProcessor`); any height and width.
+
+        `output_hidden_states` and `output_attentions` behave as in `SegRetModel.forward`.
+        """
+        outputs = SegRetModel.forward(self, pixel_values, **kwargs)  # BackboneMixin.forward comes first in the MRO
+        feature_maps = tuple(
+            feature for name, feature in zip(self.stage_names, outputs.hidden_states) if name in self.out_features
+        )
+        return BackboneOutput(
+            feature_maps=feature_maps, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
 
@@ -448,17 +534,19 @@ class SegRetForSemanticSegmentation(SegRetPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
+    @filter_output_hidden_states
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.LongTensor | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> SemanticSegmenterOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, height, width)`, *optional*):
             Ground-truth class ids; pixels equal to `config.semantic_loss_ignore_index` (255) are ignored.
             Logits are resized (bilinear) to the labels' size for a mean cross-entropy over labelled pixels.
+
+        `output_hidden_states` and `output_attentions` behave as in `SegRetModel.forward`.
 
         Example:
 
@@ -475,20 +563,35 @@ class SegRetForSemanticSegmentation(SegRetPreTrainedModel):
             raise ValueError(
                 f"SegRet's loss is a softmax cross-entropy and needs num_labels >= 2, got {self.config.num_labels}."
             )
-        outputs = self.segret(pixel_values, output_hidden_states=True)
-        features = [_nhwc(feature) for feature in outputs.hidden_states]
-        logits = self.decode_head(features)
+        # The decoder needs every stage: `filter_output_hidden_states` asks for all of them and afterwards keeps
+        # what the caller requested.
+        outputs = self.segret(pixel_values, **kwargs)
+        logits = self.decode_head([_nhwc(feature) for feature in outputs.hidden_states])
 
         loss = None
         if labels is not None:
             upsampled = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
             loss = F.cross_entropy(upsampled, labels, ignore_index=self.config.semantic_loss_ignore_index)
 
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
         return SemanticSegmenterOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states if output_hidden_states else None
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
 
-__all__ = ["SegRetForSemanticSegmentation", "SegRetModel", "SegRetPreTrainedModel"]
+def declare_for_segmentation_pipeline() -> None:
+    """List SegRet in the table of semantic segmentation models that the image-segmentation pipeline checks.
+
+    `ImageSegmentationPipeline` compares the model's class name with transformers' built-in model-type table
+    (not with what `AutoModelForSemanticSegmentation.register` added) and logs an error for anything else.
+    This adds the single entry for the model type "segret". The Auto mappings read that table only for model
+    types of transformers' own configs, so no other model, pipeline or Auto class changes behaviour. It runs on
+    import so that models loaded as remote code (without segret_hf) are covered too.
+    """
+    MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(
+        SegRetConfig.model_type, SegRetForSemanticSegmentation.__name__
+    )
+
+
+declare_for_segmentation_pipeline()
+
+__all__ = ["SegRetBackbone", "SegRetForSemanticSegmentation", "SegRetModel", "SegRetPreTrainedModel"]

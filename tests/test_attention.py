@@ -61,7 +61,7 @@ def test_bfloat16_retention_agrees_with_eager(implementation: str, decomposed: b
     outputs = {}
     for impl in ("eager", implementation):
         bias = RetentionBias.build(decay, height, width, decomposed, impl, torch.bfloat16)
-        outputs[impl] = retention_attention(impl, q, k, v, bias, heads, decomposed).float()
+        outputs[impl] = retention_attention(impl, q, k, v, bias, heads, decomposed)[0].float()
     torch.testing.assert_close(outputs[implementation], outputs["eager"], atol=2e-2, rtol=0)
 
 
@@ -102,9 +102,9 @@ def test_sdpa_bands_large_whole_stage_biases(monkeypatch: pytest.MonkeyPatch) ->
     q, k, v = (torch.randn(2, height, width, heads * 16, generator=generator) for _ in range(3))
     decay = retention_decay(heads, 2.0, 6.0)
     eager = RetentionBias.build(decay, height, width, False, "eager", torch.float32)
-    reference = retention_attention("eager", q, k, v, eager, heads, False)
+    reference, _ = retention_attention("eager", q, k, v, eager, heads, False)
     # A budget of three image rows of queries: bands of 3, 3, 3, 3 and 1 rows.
     monkeypatch.setattr(attention, "FULL_BIAS_BUDGET_BYTES", heads * width * height * width * 4 * 3)
     banded = RetentionBias.build(decay, height, width, False, "sdpa", torch.float32)
     assert banded.full is None
-    torch.testing.assert_close(retention_attention("sdpa", q, k, v, banded, heads, False), reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(retention_attention("sdpa", q, k, v, banded, heads, False)[0], reference, atol=1e-5, rtol=0)
