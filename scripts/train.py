@@ -6,10 +6,13 @@
         --model_variant tiny --backbone_checkpoint rmt_t.pth --output_dir segret-tiny-ade --bf16
 
 `data/ade20k` is a folder written by `scripts/prepare_dataset.py` from the official archive. Every
-`TrainingArguments` flag works; see `--help`. The work is done by `segret_hf.training.run`.
+`TrainingArguments` flag works; see `--help`. The work is done by `segret_hf.training.run`. Exit status 2,
+with one `error:` line naming the problem, on bad input or a full disk.
 """
 
-from segret_hf.training.run import main
+import sys
+
+from segret_hf.training.run import cli
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

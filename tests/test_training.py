@@ -35,6 +35,7 @@ from segret_hf.training.arguments import DataArguments, ModelArguments, SizeArgu
 from segret_hf.training.collate import SegmentationCollator
 from segret_hf.training.data import SegmentationDataError, label_mapping
 from segret_hf.training.models import ModelSetupError, build_model
+from segret_hf.training.resume import ResumeCheckpointError
 from segret_hf.training.run import OutputDirectoryError, main, sync_batch_norm
 from segret_hf.training.sample_data import CLASS_NAMES, SAMPLE_DATASET_DIR
 from segret_hf.training.trainer import AugmentationEpochCallback, StreamingSegmentationMetrics
@@ -449,7 +450,7 @@ def test_non_empty_output_dir_is_refused_unless_overwriting(scenes: Path, tiny_m
     with pytest.raises(OutputDirectoryError, match="old.txt"):
         main(run_args(scenes, tiny_model, output, "--max_steps", "1"))
     assert sorted(p.name for p in output.iterdir()) == ["old.txt"]
-    with pytest.raises(OutputDirectoryError, match="not a checkpoint"):
+    with pytest.raises(ResumeCheckpointError, match="not a checkpoint"):
         main(run_args(scenes, tiny_model, output, "--resume_from_checkpoint", str(output)))
     main(run_args(scenes, tiny_model, output, "--max_steps", "1", "--overwrite_output_dir"))
     assert (output / "model.safetensors").is_file()

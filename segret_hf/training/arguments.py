@@ -132,6 +132,14 @@ class DataArguments:
         default=32,
         metadata={"help": "Rows per split decoded and checked before training (columns, sizes, label values)."},
     )
+    skip_unreadable_samples: bool = field(
+        default=False,
+        metadata={
+            "help": "Train on when a training row's image or label map cannot be decoded: the next readable row "
+            "takes its place, and the skipped rows are logged and listed in the model card. Without it such a "
+            "row stops the run with an error naming it."
+        },
+    )
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from transformers import Trainer
 
@@ -31,6 +31,8 @@ class RunDescription:
     recipe_overrides: dict[str, tuple[Any, Any]]
     base_model: str | None
     backbone_checkpoint: str | None
+    skipped_rows: Callable[[], list[int]] = list
+    """Training rows skipped as unreadable (`--skip_unreadable_samples`), known only once training ran."""
 
 
 def _last_evaluation(log_history: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -74,6 +76,10 @@ def model_card_text(trainer: Trainer, run: RunDescription) -> str:
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "seed": args.seed,
     }
+    skipped = run.skipped_rows()
+    if skipped:
+        listed = ", ".join(map(str, skipped[:20])) + (", ..." if len(skipped) > 20 else "")
+        hyperparameters["unreadable training rows skipped"] = f"{len(skipped)} (rows {listed})"
     dataset = None
     if run.dataset_preset:
         dataset = canonical_name(run.dataset_preset)

@@ -1,13 +1,19 @@
 """The training entry point: arguments -> checks -> data -> model -> Trainer -> outputs.
 
 Everything that can be wrong with the inputs (arguments, output directory, dataset columns, labels, model
-setup) is checked before the output directory is created, so a failed start leaves nothing behind.
+setup, the checkpoint to resume) is checked before the output directory is created, so a failed start leaves
+nothing behind. The run then holds the directory's lock (`output_lock`) until its final save, which is
+staged and published last (`saving`), so a second run cannot write into it and a killed one is recognised.
+`cli` turns the expected failures (bad input, full disk) into one `error:` line and exit status 2.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -16,6 +22,7 @@ import datasets
 import torch
 import transformers
 from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from torch import nn
 from transformers import TrainingArguments, set_seed
 
@@ -38,7 +45,11 @@ from .data import (
 from .decoding import keep_encoded
 from .loader_defaults import log_data_loader_settings
 from .models import build_model
+from .output_lock import LOCK_NAME, OutputLockError, check_available, output_lock
 from .overlays import write_prediction_overlays
+from .readable import ReadableRows
+from .resume import check_resume_architecture, check_resume_folder
+from .saving import STAGING_NAME, publish, reporting_full_disk
 from .trainer import AugmentationEpochCallback, RecipeCallback, SegRetTrainer, StreamingSegmentationMetrics
 from .transforms import EvaluationResize, PaperAugmentation, SplitTransform
 
@@ -55,16 +66,25 @@ class OutputDirectoryError(ValueError):
 
 
 def check_output_dir(training_args: TrainingArguments, output_args: OutputArguments) -> None:
-    """Refuse a non-empty output directory unless overwriting or resuming; check the checkpoint to resume."""
+    """Refuse a non-empty output directory unless overwriting or resuming, and one that another run holds or
+    that an interrupted run left (see `output_lock`); check the files of the checkpoint to resume."""
     resume = training_args.resume_from_checkpoint
-    if resume is not None and not (Path(resume) / "trainer_state.json").is_file():
-        raise OutputDirectoryError(
-            f"--resume_from_checkpoint {resume!r} is not a checkpoint folder (no trainer_state.json); "
-            "pass a checkpoint-<step> folder written by a previous run."
-        )
+    if resume is not None:
+        check_resume_folder(resume)
     output_dir = Path(training_args.output_dir)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not output_args.overwrite_output_dir and resume is None:
-        entries = sorted(path.name for path in output_dir.iterdir())
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputDirectoryError(f"--output_dir {str(output_dir)!r} is a file; name a folder.")
+    if not output_dir.is_dir():
+        return
+    check_available(output_dir, resume is not None, output_args.overwrite_output_dir)
+    _check_no_previous_run(training_args, output_args)
+
+
+def _check_no_previous_run(training_args: TrainingArguments, output_args: OutputArguments) -> None:
+    """Refuse an output directory holding anything but the lock, unless overwriting or resuming."""
+    output_dir = Path(training_args.output_dir)
+    entries = sorted(path.name for path in output_dir.iterdir() if path.name != LOCK_NAME)
+    if entries and not output_args.overwrite_output_dir and training_args.resume_from_checkpoint is None:
         raise OutputDirectoryError(
             f"Output directory {str(output_dir)!r} is not empty ({entries[:8]}). Pass --overwrite_output_dir to "
             "write into it, --resume_from_checkpoint to continue one of its checkpoints, or another --output_dir."
@@ -77,15 +97,40 @@ def _prepare_split(
     processor: SegRetImageProcessor,
     mapping: LabelMapping,
     transform: PaperAugmentation | EvaluationResize,
-) -> Split:
+    skip_unreadable: bool = False,
+) -> Split | ReadableRows:
     """Attach the decode + transform step lazily: nothing is materialised, rows are transformed when read.
 
-    Images stay encoded until then: the transform decodes the stored bytes itself (see `decoding.py`)."""
+    Images stay encoded until then: the transform decodes the stored bytes itself (see `decoding.py`). Rows
+    that cannot be decoded are named, or skipped with `skip_unreadable` (see `readable.py`)."""
     raw = keep_encoded(raw, source.image_column)
     split_transform = SplitTransform(processor, mapping, source, transform)
     if isinstance(raw, datasets.IterableDataset):
         return raw.map(split_transform.with_indices, batched=True, with_indices=True, remove_columns=raw.column_names)
-    return raw.with_transform(split_transform)
+    return ReadableRows(raw.with_transform(split_transform), raw, source, skip_unreadable)
+
+
+@contextmanager
+def _claimed_output_dir(training_args: TrainingArguments, output_args: OutputArguments) -> Iterator[None]:
+    """The main process holds the output directory's lock for the block (see `output_lock`) and checks again,
+    under the lock, that the directory is still free (a run into it may have finished meanwhile); the other
+    processes learn the outcome, so a refusal stops every process."""
+    resuming = training_args.resume_from_checkpoint is not None
+    with ExitStack() as stack:
+        failure: ValueError | None = None
+        if training_args.process_index == 0:
+            try:
+                lock = output_lock(Path(training_args.output_dir), resuming, output_args.overwrite_output_dir)
+                stack.enter_context(lock)
+                _check_no_previous_run(training_args, output_args)
+            except (OutputDirectoryError, OutputLockError) as error:
+                failure = error
+        if PartialState().num_processes > 1:
+            message = broadcast_object_list([None if failure is None else str(failure)], from_process=0)[0]
+            failure = failure or (OutputDirectoryError(message) if message is not None else None)
+        if failure is not None:
+            raise failure
+        yield
 
 
 def _validation_split(
@@ -154,6 +199,11 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
     check_output_dir(training_args, output_args)
     if data_args.streaming and training_args.max_steps <= 0:
         raise SegmentationDataError("--streaming needs --max_steps: a stream has no length to count epochs by.")
+    if data_args.streaming and data_args.skip_unreadable_samples:
+        raise SegmentationDataError(
+            "--skip_unreadable_samples needs a map-style dataset: a stream cannot step over a row it failed to "
+            "decode. Leave out --streaming (or the skip flag: unreadable rows then stop the run, named)."
+        )
     preset = preset_for(data_args)
     overrides = recipe_overrides(arguments.released_recipe, recipe)
     logger.info("Recipe %s", recipe.describe())
@@ -177,6 +227,8 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
 
     set_seed(training_args.seed)
     model = sync_batch_norm(build_model(model_args, id2label), training_args)
+    if training_args.resume_from_checkpoint is not None:
+        check_resume_architecture(training_args.resume_from_checkpoint, model)
     # Every process has passed the checks before the main one creates the output directory.
     PartialState().wait_for_everyone()
     processor = SegRetImageProcessor(
@@ -195,7 +247,9 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
     if isinstance(train_raw, datasets.IterableDataset):
         # A stream has no sampler: shuffle through a buffer, reseeded every epoch by the Trainer.
         train_raw = train_raw.shuffle(seed=training_args.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
-    train_dataset = _prepare_split(train_raw, train_source, processor, mapping, augmentation)
+    train_dataset = _prepare_split(
+        train_raw, train_source, processor, mapping, augmentation, data_args.skip_unreadable_samples
+    )
     eval_dataset = None
     if eval_raw is not None:
         eval_dataset = _prepare_split(eval_raw, eval_source, processor, mapping, EvaluationResize(processor))
@@ -208,48 +262,82 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
         recipe_overrides=overrides,
         base_model=model_args.model_name_or_path,
         backbone_checkpoint=model_args.backbone_checkpoint,
+        skipped_rows=partial(_skipped_rows, train_dataset),
     )
-    trainer = SegRetTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=processor,
-        data_collator=SegmentationCollator(len(id2label), data_args.dataset_name, mapping.ignore_index),
-        compute_metrics=StreamingSegmentationMetrics(id2label, mapping.ignore_index),
-        callbacks=[
-            AugmentationEpochCallback(augmentation),
-            RecipeCallback(recipe.to_dict(), arguments.released_recipe.config_file),
-        ],
-        recipe=recipe,
-        write_model_card=partial(write_model_card, run=run),
-    )
+    with _claimed_output_dir(training_args, output_args):
+        trainer = SegRetTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processor,
+            data_collator=SegmentationCollator(len(id2label), data_args.dataset_name, mapping.ignore_index),
+            compute_metrics=StreamingSegmentationMetrics(id2label, mapping.ignore_index),
+            callbacks=[
+                AugmentationEpochCallback(augmentation),
+                RecipeCallback(recipe.to_dict(), arguments.released_recipe.config_file),
+            ],
+            recipe=recipe,
+            write_model_card=partial(write_model_card, run=run),
+        )
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        skipped = run.skipped_rows()
+        if skipped:
+            logger.warning(
+                "%d unreadable training row(s) were skipped (recorded in the model card): %s", len(skipped), skipped
+            )
+        with reporting_full_disk(Path(training_args.output_dir), "the final model and results"):
+            eval_metrics = _save_results(trainer, train_result.metrics, eval_raw, eval_source, mapping, output_args)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")
+    return eval_metrics
 
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()
-    trainer.log_metrics("train", train_result.metrics)
-    trainer.save_metrics("train", train_result.metrics)
+
+def _skipped_rows(dataset: Split | ReadableRows) -> list[int]:
+    """Training rows skipped as unreadable (none for a stream, which is not checked row by row)."""
+    return dataset.skipped_rows if isinstance(dataset, ReadableRows) else []
+
+
+def _save_results(
+    trainer: SegRetTrainer,
+    train_metrics: dict[str, float],
+    eval_raw: Split | None,
+    eval_source: SplitSource | None,
+    mapping: LabelMapping,
+    output_args: OutputArguments,
+) -> dict[str, float]:
+    """Final model, metrics, state, pictures and card; the model's files are published last (see `saving`).
+
+    Returns the final evaluation metrics (empty without a validation split).
+    """
+    output_dir = Path(trainer.args.output_dir)
+    staging = output_dir / STAGING_NAME
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)  # left by a run killed during its final save
+    trainer.save_model(str(staging), _internal_call=True)
+    trainer.log_metrics("train", train_metrics)
+    trainer.save_metrics("train", train_metrics)
     trainer.save_state()
 
     eval_metrics: dict[str, float] = {}
-    if eval_dataset is not None:
+    if trainer.eval_dataset is not None:
         eval_metrics = _final_evaluation(trainer)
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         if output_args.prediction_overlays > 0 and trainer.is_world_process_zero():
             written = write_prediction_overlays(
                 trainer.accelerator.unwrap_model(trainer.model),
-                processor,
+                trainer.processing_class,
                 eval_raw,
                 eval_source,
                 mapping,
-                Path(training_args.output_dir) / PREDICTIONS_DIR,
+                output_dir / PREDICTIONS_DIR,
                 output_args.prediction_overlays,
             )
             logger.info("Prediction pictures: %s", [str(path) for path in written])
     trainer.create_model_card()
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="End of training")
+    if trainer.is_world_process_zero():
+        publish(staging, output_dir)
     return eval_metrics
 
 
@@ -260,7 +348,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return train(arguments)
 
 
-def cli() -> int:
-    """The `segret-train` console command: exit status 0 after a run (`main` returns the metrics instead)."""
-    main()
+def cli(argv: list[str] | None = None) -> int:
+    """The `segret-train` command and `scripts/train.py`: exit status 0 after a run, 2 on an expected failure.
+
+    Bad input (arguments, files, data, model, output directory) and a full disk are ValueErrors or OSErrors
+    whose messages name the problem; they are printed as one `error:` line. Anything else is a bug and keeps
+    its traceback.
+    """
+    try:
+        main(argv)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0

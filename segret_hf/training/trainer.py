@@ -14,12 +14,19 @@ Only what the stock Trainer cannot express is overridden:
   instead of logits. Full-resolution logits never leave the step, and the Trainer's cross-process
   gathering (which drops the duplicate samples of an uneven last batch) works on fixed-size tensors.
 * `create_model_card`: SegRet's own card (variant, parameters, measured metrics, hyper-parameters).
+* `get_train_dataloader`: drops the last training batch when it would hold a single sample (BatchNorm
+  cannot normalise one value per channel, which a small crop gives in the last stage); evaluation batches
+  are left alone, which `--dataloader_drop_last` would not do.
+* `_save_checkpoint`: a full disk is reported as such, naming the checkpoint (see `saving`), and the
+  incomplete checkpoint folder is removed.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -27,12 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import EvalPrediction, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import SchedulerType
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 
 from ..data.label_sets import IGNORE_INDEX
 from ..data.recipes import DEFAULT_RECIPE, TrainingRecipe
 from ..metrics import SegmentationMetric
 from .optim import parameter_groups
+from .saving import reporting_full_disk
 from .schedule import PolySchedule
 from .transforms import PaperAugmentation
 
@@ -85,6 +93,34 @@ class SegRetTrainer(Trainer):
             self.lr_scheduler = schedule.scheduler(self.optimizer if optimizer is None else optimizer)
             self._created_lr_scheduler = True
         return super().create_scheduler(num_training_steps, optimizer)
+
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        """The Trainer's loader, without a last batch of one sample (see the module docstring)."""
+        dataset = self.train_dataset
+        samples_per_step = self._train_batch_size * self.args.world_size
+        if not hasattr(dataset, "__len__") or samples_per_step == 1 or len(dataset) % samples_per_step != 1:
+            return super().get_train_dataloader()
+        if len(dataset) == 1:
+            raise ValueError(
+                "The training split has a single row: a batch needs at least 2 samples for BatchNorm. Add rows "
+                "(or drop --max_train_samples 1)."
+            )
+        drop_last = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = True
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.args.dataloader_drop_last = drop_last
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        try:
+            with reporting_full_disk(folder, f"checkpoint {folder.name}"):
+                super()._save_checkpoint(model, trial)
+        except OSError:
+            if self.args.should_save:
+                shutil.rmtree(folder, ignore_errors=True)  # incomplete: it must not be resumed from
+            raise
 
     def compute_loss(
         self,
