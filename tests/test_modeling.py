@@ -6,7 +6,9 @@ All networks here are tiny random ones (or built on the meta device), so the fil
 from __future__ import annotations
 
 import builtins
+import io
 import json
+import logging
 import math
 import os
 import subprocess
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation, pipeline
+from transformers.utils import logging as hf_logging
 
 import segret_hf
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor, SegRetModel
@@ -251,16 +254,21 @@ def test_auto_classes_resolve_after_import(saved_model, no_prompt):
 
 
 def test_remote_code_load_without_segret_hf(saved_model, tmp_path):
+    """Every Auto class in the saved `auto_map` loads the folder's own code where segret_hf cannot be imported."""
     model, folder = saved_model
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8))
     image.save(tmp_path / "image.png")
     inputs = SegRetImageProcessor.from_pretrained(folder)(images=image, return_tensors="pt")
     with torch.no_grad():
-        torch.save({"pixel_values": inputs["pixel_values"], "logits": model(**inputs).logits}, tmp_path / "ref.pt")
+        outputs = model(**inputs, output_hidden_states=True)
+    torch.save(
+        {"pixel_values": inputs["pixel_values"], "logits": outputs.logits, "hidden_states": outputs.hidden_states},
+        tmp_path / "ref.pt",
+    )
 
     script = textwrap.dedent(
         f"""
-        import importlib.abc, sys
+        import builtins, importlib.abc, io, logging, sys
 
         class BlockSegRet(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
@@ -276,21 +284,46 @@ def test_remote_code_load_without_segret_hf(saved_model, tmp_path):
         else:
             raise SystemExit("segret_hf is importable: the test would not exercise remote code")
 
+        def no_prompt(prompt=""):
+            raise SystemExit(f"interactive prompt: {{prompt}}")
+
+        builtins.input = no_prompt
+
         import torch
+        from huggingface_hub import HfApi
         from PIL import Image
-        from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+        from transformers import (
+            AutoBackbone, AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation, pipeline,
+        )
+        from transformers.utils import logging as hf_logging
 
         folder = {str(folder)!r}
-        model = AutoModelForSemanticSegmentation.from_pretrained(folder, trust_remote_code=True).eval()
-        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+        # AutoBackbone.from_pretrained asks the Hub whether the name is a repository; answer for the folder.
+        HfApi.repo_exists = lambda self, repo_id, **kwargs: repo_id == folder
+        log = io.StringIO()
+        hf_logging.get_logger("transformers").addHandler(logging.StreamHandler(log))
+
+        def remote(obj):
+            assert type(obj).__module__.startswith("transformers_modules"), type(obj).__module__
+            return obj
+
         ref = torch.load("ref.pt")
+        config = remote(AutoConfig.from_pretrained(folder, trust_remote_code=True))
+        processor = remote(AutoImageProcessor.from_pretrained(folder, trust_remote_code=True))
+        segmenter = remote(AutoModelForSemanticSegmentation.from_pretrained(folder, trust_remote_code=True).eval())
+        base = remote(AutoModel.from_pretrained(folder, trust_remote_code=True).eval())
+        backbone = remote(AutoBackbone.from_pretrained(folder, trust_remote_code=True, out_indices=[0, 1, 2, 3]).eval())
+        assert config.model_type == "segret"
         pixel_values = processor(images=Image.open("image.png"), return_tensors="pt")["pixel_values"]
         assert torch.equal(pixel_values, ref["pixel_values"])
         with torch.no_grad():
-            logits = model(pixel_values).logits
-        print("max_abs_diff", (logits - ref["logits"]).abs().max().item())
+            differences = [(segmenter(pixel_values).logits - ref["logits"]).abs().max().item()]
+            for outputs in (base(pixel_values, output_hidden_states=True).hidden_states, backbone(pixel_values).feature_maps):
+                differences += [(a - b).abs().max().item() for a, b in zip(outputs, ref["hidden_states"], strict=True)]
+        segments = pipeline("image-segmentation", model=folder, trust_remote_code=True)(Image.open("image.png"))
+        assert segments and all(s["mask"].size == (53, 37) for s in segments)
+        assert "is not supported for image-segmentation" not in log.getvalue(), log.getvalue()
+        print("max_abs_diff", max(differences))
         assert not any(name.startswith("segret_hf") for name in sys.modules if sys.modules[name] is not None)
         """
     )
@@ -345,9 +378,9 @@ def test_pipeline_returns_one_mask_per_present_class(saved_model, no_prompt):
 def test_pipeline_asks_no_question_without_trust_remote_code(saved_model, monkeypatch):
     """`pipeline("image-segmentation", model=folder)` must not prompt about remote code.
 
-    transformers' pipeline would probe `AutoVideoProcessor`, which derives a non-existent `SegRetVideoProcessor`
-    from the `auto_map` of `preprocessor_config.json` and asks whether to trust it; segret_hf tells the
-    image-segmentation pipeline that it loads no video processor.
+    transformers' pipeline probes `AutoVideoProcessor`, which would derive a non-existent `SegRetVideoProcessor`
+    from the `auto_map` of `preprocessor_config.json` and ask whether to trust it; segret_hf registers that
+    SegRet has no video processor.
     """
     prompts = []
 
@@ -363,11 +396,79 @@ def test_pipeline_asks_no_question_without_trust_remote_code(saved_model, monkey
     assert prompts == []
 
 
+def test_pipeline_logs_no_error_for_segret(saved_model):
+    _, folder = saved_model
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    hf_logging.get_logger("transformers").addHandler(handler)
+    try:
+        pipeline("image-segmentation", model=str(folder))(Image.fromarray(np.zeros((21, 34, 3), dtype=np.uint8)))
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert "not supported" not in log.getvalue(), log.getvalue()
+
+
+SEGFORMER_PIPELINE = """
+import hashlib, io, json, logging, sys
+import numpy as np, torch
+from PIL import Image
+from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor, pipeline
+from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
+from transformers.utils import logging as hf_logging
+
+folder, with_segret = sys.argv[1], sys.argv[2] == "1"
+if with_segret:
+    import segret_hf
+log = io.StringIO()
+hf_logging.get_logger("transformers").addHandler(logging.StreamHandler(log))
+torch.manual_seed(0)
+config = SegformerConfig(depths=[1, 1, 1, 1], hidden_sizes=[8, 16, 24, 32], num_attention_heads=[1, 1, 1, 1],
+                         num_labels=3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
+SegformerForSemanticSegmentation(config).save_pretrained(folder)
+SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+segmenter = pipeline("image-segmentation", model=folder)
+image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+results = [(r["label"], hashlib.sha256(np.array(r["mask"]).tobytes()).hexdigest()) for r in segmenter(image)]
+print(json.dumps({
+    "results": results,
+    "log": [line for line in log.getvalue().splitlines() if "Writing model shards" not in line],
+    "components": sorted(k for k, v in vars(segmenter).items() if k.endswith("processor") and v is not None),
+    "pipeline_class": sorted(k for k in vars(ImageSegmentationPipeline) if not k.startswith("__")),
+    "load_video_processor": ImageSegmentationPipeline._load_video_processor,
+}))
+"""
+
+
+def test_segformer_pipelines_behave_the_same_with_segret_hf_imported(tmp_path):
+    """segret_hf changes nothing for other models: same masks, same log, same pipeline class attributes."""
+    runs = []
+    for with_segret in ("0", "1"):
+        result = subprocess.run(
+            [sys.executable, "-c", SEGFORMER_PIPELINE, str(tmp_path / f"segformer-{with_segret}"), with_segret],
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        runs.append(json.loads(result.stdout.splitlines()[-1]))
+    without, with_segret = runs
+    assert without["results"] and with_segret == without
+
+
 def test_config_json_is_plain_and_auto_mapped(saved_model):
     _, folder = saved_model
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "segret"
-    assert config["auto_map"]["AutoModelForSemanticSegmentation"] == "modeling_segret.SegRetForSemanticSegmentation"
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_segret.SegRetConfig",
+        "AutoModel": "modeling_segret.SegRetModel",
+        "AutoModelForSemanticSegmentation": "modeling_segret.SegRetForSemanticSegmentation",
+        "AutoBackbone": "modeling_segret.SegRetBackbone",
+    }
+    processor_config = json.loads((folder / "preprocessor_config.json").read_text())
+    assert processor_config["auto_map"] == {"AutoImageProcessor": "image_processing_segret.SegRetImageProcessor"}
     assert config["architectures"] == ["SegRetForSemanticSegmentation"]
     assert segret_hf.SegRetConfig.from_pretrained(folder).num_labels == 5
 
