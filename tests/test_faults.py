@@ -8,20 +8,29 @@ killed during its final save, two runs into one folder) start them with `subproc
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import datasets
 import numpy as np
 import PIL.Image
 import pytest
 import torch
+from datasets import Image
 
-from segret_hf import SegRetImageProcessor
+from segret_hf import SegRetForSemanticSegmentation, SegRetImageProcessor
 from segret_hf.inference import SegmentationInferencer
+from segret_hf.training.output_lock import OutputLockError
+from segret_hf.training.run import cli as train_cli
+from segret_hf.training.run import main as train_main
 
-from helpers import load_script, save_model_folder, stripes, write_parquet_dataset
+from helpers import load_script, png_bytes, save_model_folder, save_tiny_model, stripes, write_parquet_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "original_checkpoints"
@@ -122,7 +131,8 @@ def test_converter_names_a_damaged_checkpoint_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, path in _damaged_copies(tmp_path, RMT).items():
-        status = _convert("--checkpoint", path, "--variant", "tiny", "--num_labels", "3", "--output_dir", tmp_path / "out")
+        args = ["--checkpoint", path, "--variant", "tiny", "--num_labels", "3", "--output_dir", tmp_path / "out"]
+        status = _convert(*args)
         error = capsys.readouterr().err
         assert status == 1, name
         assert f"error: {path} {DAMAGE_MESSAGES[name]}" in error, (name, error)
@@ -229,3 +239,236 @@ def test_segment_image_creates_a_missing_output_folder(tmp_path: Path, model_fol
     output = tmp_path / "new" / "folder" / "photo.jpg"
     assert segment_script.main([str(image), "--model", str(model_folder), "--output", str(output)]) == 0
     assert PIL.Image.open(output).format == "JPEG"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training (scripts/train.py, segret-train)
+# ---------------------------------------------------------------------------------------------------------
+
+STRIPE_CLASSES = {0: "a", 1: "b", 2: "c"}
+KILL_IN_FINAL_SAVE = """
+import os, signal, sys
+from pathlib import Path
+from segret_hf.image_processing_segret import SegRetImageProcessor
+from segret_hf.training.run import cli
+from segret_hf.training.saving import STAGING_NAME
+
+save = SegRetImageProcessor.save_pretrained
+
+def save_or_die(self, folder, *args, **kwargs):
+    if Path(folder).name == STAGING_NAME:  # the final save: the weights are written, the rest is not
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, folder, *args, **kwargs)
+
+SegRetImageProcessor.save_pretrained = save_or_die
+sys.exit(cli(sys.argv[1:]))
+"""
+
+
+def _encoded(array: np.ndarray) -> dict[str, object]:
+    return {"bytes": png_bytes(array), "path": None}
+
+
+def write_train_split(folder: Path, rows: int = 6, bad: dict[int, str] | None = None) -> Path:
+    """A train-only Hub-layout dataset of stripe maps; `bad` maps rows to the column whose bytes are garbage."""
+    rng = np.random.default_rng(0)
+    columns: dict[str, list[dict[str, object]]] = {"image": [], "annotation": []}
+    for row in range(rows):
+        label = stripes(24, 32)
+        columns["image"].append(_encoded(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)))
+        columns["annotation"].append(_encoded(label))
+        if bad and row in bad:
+            columns[bad[row]][row] = {"bytes": b"not an image at all", "path": None}
+    table = datasets.Dataset.from_dict(columns, features=datasets.Features(image=Image(), annotation=Image()))
+    (folder / "data").mkdir(parents=True)
+    table.to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    (folder / "id2label.json").write_text(json.dumps({str(k): v for k, v in STRIPE_CLASSES.items()}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stripe_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("stripe_model"), STRIPE_CLASSES)
+
+
+@pytest.fixture(scope="module")
+def train_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_train_split(tmp_path_factory.mktemp("train_split"))
+
+
+def train_args(dataset: Path, model: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset_name", str(dataset), "--model_name_or_path", str(model), "--output_dir", str(output),
+        "--crop_size", "32", "--per_device_train_batch_size", "2", "--max_steps", "2", "--save_steps", "2",
+        "--report_to", "none", "--seed", "0", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+        "--dataloader_num_workers", "0", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, train_split: Path, stripe_model: Path) -> Path:
+    """A completed two-step run with its checkpoint-2, to resume from."""
+    output = tmp_path_factory.mktemp("finished") / "run"
+    train_main(train_args(train_split, stripe_model, output))
+    return output
+
+
+def test_train_names_an_unreadable_row_beyond_the_checked_ones(
+    tmp_path: Path, stripe_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = write_train_split(tmp_path / "data", rows=6, bad={3: "annotation"})
+    output = tmp_path / "out"
+    status = train_cli(train_args(dataset, stripe_model, output, "--rows_to_check", "2", "--max_steps", "3"))
+    error = capsys.readouterr().err
+    assert status == 2, error
+    assert f"error: dataset {str(dataset)!r}, split 'train', column 'annotation', row 3: cannot identify image" in error
+    assert "--skip_unreadable_samples" in error and "Traceback" not in error
+
+
+def test_train_skips_unreadable_rows_when_asked_and_records_them(
+    tmp_path: Path, stripe_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dataset = write_train_split(tmp_path / "data", rows=6, bad={2: "image", 4: "annotation"})
+    output = tmp_path / "out"
+    args = train_args(dataset, stripe_model, output, "--rows_to_check", "2", "--max_steps", "3", "--save_steps", "9")
+    with caplog.at_level(logging.WARNING):
+        train_main([*args, "--skip_unreadable_samples"])
+    assert "column 'image', row 2" in caplog.text and "column 'annotation', row 4" in caplog.text
+    assert "unreadable training rows skipped | 2 (rows 2, 4)" in (output / "README.md").read_text()
+
+
+def test_train_refuses_a_broken_id2label_file_naming_it(
+    tmp_path: Path, train_split: Path, stripe_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "classes.json"
+    broken.write_text('{"0": "a",\n')
+    status = train_cli(train_args(train_split, stripe_model, tmp_path / "out", "--id2label", str(broken)))
+    error = capsys.readouterr().err
+    assert status == 2 and f"--id2label {broken} is not valid JSON" in error and "line 2" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_names_an_empty_split(tmp_path: Path, stripe_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = write_train_split(tmp_path / "data", rows=0)
+    assert train_cli(train_args(dataset, stripe_model, tmp_path / "out")) == 2
+    error = capsys.readouterr().err
+    assert "Split 'train' of dataset" in error and "is empty" in error
+
+
+@pytest.mark.parametrize("rows", [3, 5])
+def test_train_never_builds_a_batch_of_one(rows: int, tmp_path: Path, stripe_model: Path) -> None:
+    """Batches of 2 over 3 or 5 rows would end with one sample: at a 32-pixel crop BatchNorm then fails."""
+    dataset = write_train_split(tmp_path / "data", rows=rows)
+    train_main(train_args(dataset, stripe_model, tmp_path / "out", "--max_steps", "-1", "--num_train_epochs", "2"))
+    state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 * (rows // 2)
+
+
+def test_train_refuses_a_single_row(tmp_path: Path, stripe_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = write_train_split(tmp_path / "data", rows=1)
+    assert train_cli(train_args(dataset, stripe_model, tmp_path / "out")) == 2
+    assert "a batch needs at least 2 samples" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def _damage(checkpoint: Path, name: str) -> Path:
+    path = checkpoint / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "optimizer.pt", "trainer_state.json", "rng_state.pth"])
+def test_resume_names_a_damaged_checkpoint_file(
+    name: str,
+    tmp_path: Path,
+    finished_run: Path,
+    train_split: Path,
+    stripe_model: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checkpoint = shutil.copytree(finished_run / "checkpoint-2", tmp_path / "checkpoint-2")
+    damaged = _damage(checkpoint, name)
+    output = tmp_path / "out"
+    args = train_args(train_split, stripe_model, output, "--resume_from_checkpoint", str(checkpoint))
+    assert train_cli(args) == 2
+    error = capsys.readouterr().err
+    assert f"Cannot resume from {str(checkpoint)!r}" in error and str(damaged) in error, error
+    assert "Traceback" not in error and not output.exists()
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(
+    tmp_path: Path, finished_run: Path, stripe_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classes = {**STRIPE_CLASSES, 3: "d"}
+    labels = [stripes(num_classes=4)] * 4
+    dataset = write_parquet_dataset(tmp_path / "data", labels, splits=("train",), id2label=classes)
+    output = tmp_path / "out"
+    args = train_args(
+        dataset, stripe_model, output, "--resume_from_checkpoint", str(finished_run / "checkpoint-2")
+    )
+    assert train_cli(args) == 2
+    error = capsys.readouterr().err
+    assert "written by another model" in error and "num_labels 3 (checkpoint) vs 4 (this run)" in error, error
+    assert not output.exists()
+
+
+def test_full_disk_during_a_checkpoint_is_named(
+    tmp_path: Path, train_split: Path, stripe_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = torch.save
+
+    def full_disk(obj: object, path: object, *args: object, **kwargs: object) -> None:
+        if str(path).endswith("optimizer.pt"):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 470")
+        real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    output = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left on the device while writing checkpoint checkpoint-2") as caught:
+        train_main(train_args(train_split, stripe_model, output))
+    assert caught.value.errno == errno.ENOSPC and str(output / "checkpoint-2") in str(caught.value)
+    assert not (output / "checkpoint-2").exists()  # the incomplete checkpoint is not left to be resumed
+
+
+@pytest.mark.slow
+def test_run_killed_during_its_final_save_is_detected_and_resumed(
+    tmp_path: Path, train_split: Path, stripe_model: Path
+) -> None:
+    output = tmp_path / "out"
+    args = train_args(train_split, stripe_model, output)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_IN_FINAL_SAVE, *args], capture_output=True, text=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (output / "checkpoint-2").is_dir() and not (output / "config.json").exists()
+    with pytest.raises(OSError):  # it does not load as if the run had finished
+        SegRetForSemanticSegmentation.from_pretrained(output)
+
+    with pytest.raises(OutputLockError, match="did not finish") as refused:
+        train_main(args)
+    assert f"--resume_from_checkpoint {str(output / 'checkpoint-2')!r}" in str(refused.value)
+
+    train_main([*args, "--resume_from_checkpoint", str(output / "checkpoint-2")])
+    assert SegRetForSemanticSegmentation.from_pretrained(output).config.num_labels == 3
+    assert (output / "preprocessor_config.json").is_file() and (output / "README.md").is_file()
+    assert sorted(path.name for path in output.iterdir() if path.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_one_is_refused(tmp_path: Path, train_split: Path, stripe_model: Path) -> None:
+    output = tmp_path / "out"
+    runs = {
+        steps: subprocess.Popen(
+            [sys.executable, str(REPO / "scripts" / "train.py"),
+             *train_args(train_split, stripe_model, output, "--max_steps", str(steps), "--save_steps", "9")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for steps in (2, 4)
+    }
+    outcomes = {steps: (run.wait(timeout=300), run.communicate()[1]) for steps, run in runs.items()}
+    winners = [steps for steps, (status, _) in outcomes.items() if status == 0]
+    assert len(winners) == 1, outcomes
+    (loser_status, loser_error), = [outcome for steps, outcome in outcomes.items() if steps != winners[0]]
+    assert loser_status == 2 and ("Another training run (pid" in loser_error or "is not empty" in loser_error)
+    assert json.loads((output / "trainer_state.json").read_text())["global_step"] == winners[0]
+    assert not (output / ".segret-train.lock").exists()

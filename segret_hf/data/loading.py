@@ -94,7 +94,7 @@ def load_split(
     being copied into the datasets cache; a `save_to_disk` folder is already memory-mapped and is iterated.
 
     Raises:
-        ValueError: the split does not exist (the message lists the splits that do).
+        ValueError: the split does not exist (the message lists the splits that do), or has no rows.
         DatasetScriptError: the dataset is only a loading script.
         FileNotFoundError: `name_or_path` is neither a readable folder nor a reachable Hub dataset.
     """
@@ -120,6 +120,10 @@ def load_split(
     except ValueError as error:
         if "Unknown split" in str(error) or "Bad split" in str(error):
             raise ValueError(f"Unknown split {split!r} for dataset {name_or_path!r}: {error}") from error
+        if "corresponds to no data" in str(error):  # the split's files exist but hold no rows
+            raise ValueError(
+                f"Split {split!r} of dataset {name_or_path!r} is empty: its data files hold no rows."
+            ) from error
         raise
     except FileNotFoundError as error:
         raise FileNotFoundError(

@@ -94,7 +94,8 @@ class ReadableRows(torch.utils.data.Dataset):
             if not isinstance(self.encoded.features.get(column), datasets.Image):
                 continue
             try:
-                value = self.encoded.cast_column(column, datasets.Image(decode=False))[row][column]
+                stored = self.encoded.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+                value = stored[row][column]
                 datasets.Image().decode_example(value).load()
             except (OSError, ValueError) as decode_error:
                 return f"{self.source.where(row, column)}: {decode_error}"
