@@ -472,3 +472,17 @@ def test_two_runs_into_one_folder_one_is_refused(tmp_path: Path, train_split: Pa
     assert loser_status == 2 and ("Another training run (pid" in loser_error or "is not empty" in loser_error)
     assert json.loads((output / "trainer_state.json").read_text())["global_step"] == winners[0]
     assert not (output / ".segret-train.lock").exists()
+
+
+@pytest.mark.parametrize("flag", ["--model_name_or_path", "--backbone_checkpoint"])
+def test_train_names_a_truncated_starting_model(
+    flag: str, tmp_path: Path, train_split: Path, stripe_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = shutil.copytree(stripe_model, tmp_path / "model")
+    weights = _damage(model, "model.safetensors")
+    args = train_args(train_split, model, tmp_path / "out")
+    if flag == "--backbone_checkpoint":
+        args[args.index("--model_name_or_path")] = "--backbone_checkpoint"
+    assert train_cli(args) == 2
+    error = capsys.readouterr().err
+    assert f"error: {weights} is truncated or corrupt" in error and not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint_files import check_weight_files
 from ..configuration_segret import PER_STAGE_FIELDS, SegRetConfig
 from ..conversion import RMT_IMAGENET_FORMAT, convert_checkpoint, load_original_checkpoint
 from ..modeling_segret import SegRetForSemanticSegmentation, SegRetModel
@@ -29,7 +30,14 @@ def _label_kwargs(id2label: dict[int, str]) -> dict[str, object]:
     return {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
 
 
+def _check_local_folder(name_or_path: str) -> None:
+    """A local model folder's files are checked before loading, so a damaged one is named (Hub ids are not)."""
+    if Path(name_or_path).is_dir():
+        check_weight_files(name_or_path)
+
+
 def _from_pretrained(name_or_path: str, id2label: dict[int, str]) -> SegRetForSemanticSegmentation:
+    _check_local_folder(name_or_path)
     config = SegRetConfig.from_pretrained(name_or_path)
     same_classes = {int(k): v for k, v in config.id2label.items()} == id2label
     if not same_classes:
@@ -55,6 +63,7 @@ def backbone_state_dict(checkpoint: str, config: SegRetConfig) -> dict[str, torc
     if Path(checkpoint).is_file():
         original = replace(load_original_checkpoint(checkpoint), format=RMT_IMAGENET_FORMAT, head={})
         return convert_checkpoint(original, copy.deepcopy(config)).segret.state_dict()
+    _check_local_folder(checkpoint)
     backbone = SegRetModel.from_pretrained(checkpoint)
     # Weights cannot tell which stages are decomposed, so a converted backbone must agree with the model on
     # every per-stage field, not only on tensor shapes.
