@@ -12,7 +12,8 @@ evaluating every `--eval_steps`. The modes differ only in how training samples a
 - `augmented-no-shrink`: the paper's augmentation with the rescale ratio drawn from 1.0-2.0 only
   (`--resize_ratio_range 1 2`): no image ends up smaller than the crop, so no crop is partly padding;
 - `augmented-no-clip`, `plain-no-clip`: as `augmented` / `plain` with `--max_grad_norm 0` (no gradient
-  clipping, as in the released configs; the Trainer clips at 1.0 unless told otherwise).
+  clipping, as in the released configs; the Trainer clips at 1.0 unless told otherwise);
+- `augmented-warmup`: as `augmented` with `--warmup_steps 30` (mmcv's linear warmup from 1e-6 x lr).
 
 Datasets: `sample`, the street scenes shipped in `segret_hf/training/sample_data`, and `shapes`, generated
 here (background, circle, square, triangle on noisy backgrounds, written in Hub parquet layout to a
@@ -160,6 +161,10 @@ MODES: dict[str, Mode] = {
         extra_flags=("--max_grad_norm", "0"),
     ),
     "plain-no-clip": Mode("no augmentation, no gradient clipping", extra_flags=("--max_grad_norm", "0"), plain=True),
+    "augmented-warmup": Mode(
+        "the paper's augmentation with a 30-step linear warmup from 1e-6 x lr (--warmup_steps 30)",
+        extra_flags=("--warmup_steps", "30"),
+    ),
 }
 
 
@@ -374,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--crop_size", type=int, default=defaults.crop_size)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="training seed (init, order, augmentation)")
+    parser.add_argument("--shapes_seed", type=int, default=0, help="seed of the generated shapes dataset")
     parser.add_argument("--early_steps", type=int, default=defaults.early_steps, help="steps of the early stats")
     parser.add_argument("--shapes_train", type=int, default=400, help="generated training images (default 400)")
     parser.add_argument("--shapes_validation", type=int, default=50, help="generated validation images (default 50)")
@@ -394,7 +400,8 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
     )  # fmt: skip
     results: dict[str, Any] = {
         "environment": describe_environment(torch.device("cpu")),
-        "settings": vars(settings) | {"shapes_train": args.shapes_train, "shapes_validation": args.shapes_validation},
+        "settings": vars(settings)
+        | {"shapes_train": args.shapes_train, "shapes_validation": args.shapes_validation, "shapes_seed": args.shapes_seed},
         "modes": list(args.modes),
         "datasets": {},
     }
@@ -405,7 +412,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 dataset = SAMPLE_DATASET_DIR
             else:
                 dataset = make_shapes_dataset(work_dir / "shapes", args.shapes_train, args.shapes_validation,
-                                              args.crop_size, args.seed)  # fmt: skip
+                                              args.crop_size, args.shapes_seed)  # fmt: skip
             data: dict[str, Any] = {"path": str(dataset) if name == "sample" else "generated", "runs": {}}
             data["augmentation"] = {mode: augmentation_statistics(dataset, settings, MODES[mode]) for mode in args.modes}
             for mode in args.modes:
