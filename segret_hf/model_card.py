@@ -3,19 +3,25 @@
 One renderer serves both the checkpoint converter and the training script, so every published SegRet
 model states the same things the same way: variant and exact parameter count, where the weights came
 from, which numbers were *measured* on these weights and which are only *quoted* from the paper.
-Paper numbers are never presented as a measurement of the checkpoint they are attached to.
+Paper numbers are never presented as a measurement of the checkpoint they are attached to, and the paper's
+table appears only for models whose classes are one of the paper's datasets. The numbers are also in the
+card's `model-index` metadata (`segret_hf.model_index`), which the Hub shows on the model page. Local files
+and folders are named by their own name, never by their path on the machine that wrote the card.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCardData
+from huggingface_hub import EvalResult, ModelCardData
 
 from .data.label_sets import canonical_name
 from .data.presets import get_preset
+from .model_index import METRIC_NAMES, Measurement, measured_results, paper_results
 
 CARD_TAGS = ["segret", "semantic-segmentation", "vision"]
 
@@ -28,15 +34,15 @@ PAPER_MIOU: dict[str, dict[str, tuple[float, float]]] = {
     "large": {"ade20k": (52.0, 52.23), "cityscapes": (83.36, 83.91), "coco-stuff": (45.78, 46.63)},
 }
 
-_DATASET_TITLES = {
+DATASET_TITLES = {
     "ade20k": "ADE20K",
     "cityscapes": "Cityscapes",
     "coco-stuff": "COCO-Stuff",
     "coco-stuff-10k": "COCO-Stuff-10K",
 }
 
-# `datasets:` metadata: the Hub ids the corresponding transformers checkpoints (SegFormer) use, so
-# the cards are found by the same dataset filters.
+# `datasets:` metadata for models with these classes: the Hub ids the corresponding transformers
+# checkpoints (SegFormer) use, so the cards are found by the same dataset filters.
 _HUB_DATASET_IDS = {
     "ade20k": "scene_parse_150",
     "cityscapes": "cityscapes",
@@ -82,6 +88,16 @@ def paper_miou(variant: str | None, dataset: str | None) -> tuple[float, float] 
     return PAPER_MIOU.get(variant, {}).get(key)
 
 
+def is_hub_id(reference: str) -> bool:
+    """Whether `reference` names a Hub repository (`name` or `namespace/name`) rather than a local path."""
+    return not Path(reference).exists() and re.fullmatch(r"[\w.-]+(/[\w.-]+)?", reference) is not None
+
+
+def public_name(reference: str) -> str:
+    """A Hub id as it is; a local file or folder by its own name, never by its path on this machine."""
+    return reference if is_hub_id(reference) else Path(reference).resolve().name
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -90,14 +106,23 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _metadata(dataset: str | None, license: str, base_model: str | None) -> str:
+def _metadata(
+    model_name: str,
+    license: str,
+    datasets: Sequence[str] | None,
+    base_model: str | None,
+    tags: Sequence[str],
+    eval_results: list[EvalResult],
+) -> str:
     data = ModelCardData(
+        model_name=model_name,
         license=license,
         library_name="transformers",
         pipeline_tag="image-segmentation",
-        tags=list(CARD_TAGS),
-        datasets=[_HUB_DATASET_IDS[dataset]] if dataset else None,
+        tags=list(tags),
+        datasets=list(datasets) if datasets else None,
         base_model=base_model,
+        eval_results=eval_results or None,
     )
     return f"---\n{data.to_yaml()}\n---\n"
 
@@ -106,7 +131,7 @@ def _title(variant: str | None, dataset: str | None, decoder_trained: bool) -> s
     name = f"SegRet-{variant.capitalize()}" if variant else "SegRet (custom architecture)"
     if not decoder_trained:
         return f"{name} with an ImageNet-pretrained RMT backbone (decoder not trained)"
-    return f"{name} for {_DATASET_TITLES[dataset]} semantic segmentation" if dataset else name
+    return f"{name} for {DATASET_TITLES[dataset]} semantic segmentation" if dataset else name
 
 
 def _details(
@@ -119,7 +144,7 @@ def _details(
 ) -> list[str]:
     rows = [("Variant", variant or "custom (not one of the paper's four sizes)")]
     rows.append(("Parameters", f"{num_parameters:,} ({num_parameters / 1e6:.2f}M)"))
-    classes = f"{num_labels}" + (f" ({_DATASET_TITLES[dataset]} classes)" if dataset else "")
+    classes = f"{num_labels}" + (f" ({DATASET_TITLES[dataset]} classes)" if dataset else "")
     rows.append(("Classes", classes))
     if source is not None:
         rows.append(("Source checkpoint", f"`{source.file_name}` ({source.description})"))
@@ -136,20 +161,26 @@ def _results(
     dataset: str | None,
     converted: bool,
     decoder_trained: bool,
-    metrics: Mapping[str, float] | None,
-    metrics_note: str | None,
+    measurement: Measurement | None,
+    measurement_note: str | None,
 ) -> list[str]:
     lines = ["## Results", ""]
-    if metrics:
+    if measurement is not None:
         lines += ["### Measured on these weights", ""]
-        if metrics_note:
-            lines += [metrics_note, ""]
+        if measurement_note:
+            lines += [measurement_note, ""]
         lines += ["| Metric | Value |", "|---|---|"]
-        lines += [f"| {name} | {_format_value(value)} |" for name, value in metrics.items()]
+        lines += [f"| {METRIC_NAMES[key]} | {_format_value(value)} |" for key, value in measurement.metrics.items()]
         lines.append("")
     lines += ["### Reported by the paper", ""]
     if variant is None:
         return lines + ["The paper reports results only for its four sizes (tiny, small, base, large).", ""]
+    if dataset is None:
+        return lines + [
+            "The paper reports results on ADE20K, Cityscapes and COCO-Stuff-10K; this model's classes are none of "
+            "these, so its numbers do not apply here.",
+            "",
+        ]
     measured_by = "this conversion" if converted else "the training run that produced these weights"
     lines += [
         f"The mIoU values below are **as reported by the paper, not measured by {measured_by}** "
@@ -158,20 +189,15 @@ def _results(
     ]
     if not decoder_trained:
         lines += [
-            "They are what SegRet reaches *after* fine-tuning on each dataset; this checkpoint's decoder is "
+            "They are what SegRet reaches *after* fine-tuning on this dataset; this checkpoint's decoder is "
             "untrained and will not produce meaningful segmentations before fine-tuning.",
             "",
         ]
-    # A fine-tuned model shows its own dataset; a backbone-only one shows every target it could be tuned for.
-    shown = [dataset] if dataset and decoder_trained else ["ade20k", "cityscapes", "coco-stuff"]
+    single, multi = paper_miou(variant, dataset)
+    height, width = get_preset(dataset).recipe(variant).crop_size  # the released config's training crop
     lines += ["| Dataset | Crop | mIoU (SS) | mIoU (MS) |", "|---|---|---|---|"]
-    for name in shown:
-        single, multi = paper_miou(variant, name)
-        height, width = get_preset(name).recipe(variant).crop_size  # the released config's training crop
-        crop = f"{height}x{width}"
-        lines.append(f"| {_DATASET_TITLES[name]} | {crop} | {single} | {multi} |")
-    lines.append("")
-    if any(name.startswith("coco-stuff") for name in shown):
+    lines += [f"| {DATASET_TITLES[dataset]} | {height}x{width} | {single} | {multi} |", ""]
+    if dataset.startswith("coco-stuff"):
         lines += ["The paper's COCO-Stuff results are on COCO-Stuff-10K (named in its abstract).", ""]
     return lines
 
@@ -217,28 +243,34 @@ def render_model_card(
     source: SourceCheckpoint | None = None,
     decoder_trained: bool = True,
     architecture: Mapping[str, Any] | None = None,
-    metrics: Mapping[str, float] | None = None,
-    metrics_note: str | None = None,
+    measurement: Measurement | None = None,
+    measurement_note: str | None = None,
     hyperparameters: Mapping[str, Any] | None = None,
     license: str = "apache-2.0",
     base_model: str | None = None,
+    hub_datasets: Sequence[str] | None = None,
+    extra_tags: Sequence[str] = (),
 ) -> str:
-    """Markdown for a SegRet checkpoint's README.md, Hub metadata included.
+    """Markdown for a SegRet checkpoint's README.md, Hub metadata (with `model-index`) included.
 
     Args:
         num_parameters: exact parameter count of the saved model.
         num_labels: number of output classes.
-        model_id: Hub repo id or local path used in the usage snippet.
+        model_id: Hub repo id or local path used in the usage snippet; `model-index` names the model by
+            `public_name(model_id)`.
         variant: `tiny`/`small`/`base`/`large`, or None for a custom architecture (then give `architecture`).
         dataset: label set the classes come from (any spelling `segret_hf.data.label_sets` accepts), if known.
-        source: original checkpoint of a converted model; its presence marks the card as a conversion.
+        source: original checkpoint of a converted model; its presence marks the card as a conversion, whose
+            paper numbers then go into `model-index` as quoted, unverified results.
         decoder_trained: False when only the backbone is pretrained (RMT ImageNet checkpoint).
         architecture: fields to list for a custom architecture.
-        metrics: numbers measured on these weights (e.g. by the training script), shown as such.
-        metrics_note: how `metrics` were measured (split, scales).
+        measurement: numbers measured on these weights (e.g. by the training script), shown as such.
+        measurement_note: how `measurement` was obtained, in words.
         hyperparameters: training settings to list.
         license: Hub license id.
-        base_model: Hub id of the model these weights were fine-tuned from.
+        base_model: Hub id (or local folder name) of the checkpoint these weights were trained from.
+        hub_datasets: `datasets:` metadata; defaults to the Hub id of `dataset`'s classes.
+        extra_tags: tags besides `CARD_TAGS`.
     """
     dataset = canonical_name(dataset) if dataset else None
     lines = [
@@ -263,14 +295,33 @@ def render_model_card(
             "",
         ]
     lines += _details(variant, num_parameters, num_labels, dataset, source, architecture)
-    lines += _results(variant, dataset, source is not None, decoder_trained, metrics, metrics_note)
+    lines += _results(variant, dataset, source is not None, decoder_trained, measurement, measurement_note)
     if hyperparameters:
         lines += ["## Training hyper-parameters", "", "| | |", "|---|---|"]
         lines += [f"| {key} | {_format_value(value)} |" for key, value in hyperparameters.items()]
         lines.append("")
     lines += _usage(model_id)
     lines += ["## Citation", "", "```bibtex", SEGRET_BIBTEX, "", RMT_BIBTEX, "```", ""]
-    return _metadata(dataset, license, base_model) + "\n" + "\n".join(lines)
+
+    eval_results = measured_results(measurement) if measurement is not None else []
+    quoted = paper_miou(variant, dataset)
+    if source is not None and decoder_trained and quoted is not None:
+        eval_results += paper_results(dataset, quoted)
+    if hub_datasets is None:
+        hub_datasets = [_HUB_DATASET_IDS[dataset]] if dataset else None
+    metadata = _metadata(
+        public_name(model_id), license, hub_datasets, base_model, [*CARD_TAGS, *extra_tags], eval_results
+    )
+    return metadata + "\n" + "\n".join(lines)
 
 
-__all__ = ["CARD_TAGS", "PAPER_MIOU", "SourceCheckpoint", "paper_miou", "render_model_card"]
+__all__ = [
+    "CARD_TAGS",
+    "DATASET_TITLES",
+    "PAPER_MIOU",
+    "SourceCheckpoint",
+    "is_hub_id",
+    "paper_miou",
+    "public_name",
+    "render_model_card",
+]

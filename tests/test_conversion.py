@@ -28,6 +28,7 @@ from segret_hf.conversion import (
 )
 from segret_hf.data.label_sets import ADE20K_CLASSES
 from segret_hf.model_card import PAPER_MIOU, paper_miou, render_model_card
+from segret_hf.model_index import Measurement
 
 from helpers import SMALL_ARCHITECTURE, load_script
 
@@ -458,8 +459,8 @@ def test_card_for_a_training_run():
         model_id="someone/segret-small-cityscapes",
         variant="small",
         dataset="cityscapes",
-        metrics={"mIoU": 0.8123, "mAcc": 0.88},
-        metrics_note="Cityscapes val, single scale.",
+        measurement=Measurement({"mean_iou": 0.8123, "mean_accuracy": 0.88}, "cityscapes", "Cityscapes", "validation"),
+        measurement_note="Cityscapes val, single scale.",
         hyperparameters={"learning_rate": 1e-4, "crop_size": (512, 1024)},
         base_model="someone/rmt-small",
     )

@@ -1,7 +1,9 @@
 """The model card (README.md) of a training run, rendered by the project's shared card writer.
 
 It states what was trained (variant, exact parameter count, classes), on what, with which settings, and
-the metrics *measured* by this run's last evaluation, so a pushed checkpoint documents itself.
+the metrics *measured* by this run's last evaluation, in the Markdown and in the `model-index` metadata the
+Hub shows, so a pushed checkpoint documents itself. Hub datasets and checkpoints are named by their Hub id,
+local ones by their file or folder name.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any, Callable
 
 from transformers import Trainer
 
-from ..data.label_sets import canonical_name
+from ..data.label_sets import IGNORE_INDEX, canonical_name
 from ..data.recipes import TrainingRecipe
-from ..model_card import render_model_card
+from ..model_card import DATASET_TITLES, is_hub_id, public_name, render_model_card
+from ..model_index import SINGLE_SCALE, Measurement
 from .optim import REGIMES
 
 SUMMARY_METRICS = ("mean_iou", "mean_accuracy", "overall_accuracy")
+TRAINER_TAGS = ("generated_from_trainer",)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class RunDescription:
     recipe_overrides: dict[str, tuple[Any, Any]]
     base_model: str | None
     backbone_checkpoint: str | None
+    dataset_config_name: str | None = None
+    dataset_revision: str | None = None
     skipped_rows: Callable[[], list[int]] = list
     """Training rows skipped as unreadable (`--skip_unreadable_samples`), known only once training ran."""
 
@@ -45,9 +51,31 @@ def _plain(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def _hub_id(name: str | None) -> str | None:
-    """`name` if it looks like a Hub repo id rather than a local path."""
-    return name if name and not Path(name).exists() and name.count("/") == 1 else None
+def _measurement(trainer: Trainer, run: RunDescription, evaluation: dict[str, Any]) -> tuple[Measurement, str]:
+    """The last evaluation's numbers with the data and protocol that produced them, and the same in words."""
+    dataset = public_name(run.dataset_name)
+    long_side, short_side = run.recipe.test_scale
+    divisor = getattr(trainer.processing_class, "size_divisor", None)
+    protocol = {**SINGLE_SCALE, "test_scale": f"{long_side}x{short_side}", "ignore_index": IGNORE_INDEX}
+    if divisor:
+        protocol["size_divisor"] = divisor
+    measurement = Measurement(
+        metrics={name: evaluation[f"eval_{name}"] for name in SUMMARY_METRICS},
+        dataset_id=dataset,
+        dataset_title=DATASET_TITLES[canonical_name(run.dataset_preset)] if run.dataset_preset else dataset,
+        split=run.validation_split,
+        protocol=protocol,
+        dataset_config=run.dataset_config_name,
+        dataset_revision=run.dataset_revision,
+    )
+    aligned = f", then each side stretched up to a multiple of {divisor}" if divisor else ""
+    note = (
+        f"Single-scale evaluation on split `{run.validation_split}` of `{dataset}` at step "
+        f"{evaluation['step']}: images resized with their aspect ratio kept (short side at most "
+        f"{short_side}, long side at most {long_side}{aligned}), logits resized to the label size, "
+        f"pixels labelled {IGNORE_INDEX} ignored. Fractions in [0, 1]."
+    )
+    return measurement, note
 
 
 def model_card_text(trainer: Trainer, run: RunDescription) -> str:
@@ -55,21 +83,11 @@ def model_card_text(trainer: Trainer, run: RunDescription) -> str:
     args = trainer.args
     model = trainer.accelerator.unwrap_model(trainer.model)
     evaluation = _last_evaluation(trainer.state.log_history)
-    metrics = note = None
-    if evaluation is not None:
-        metrics = {name: evaluation[f"eval_{name}"] for name in SUMMARY_METRICS}
-        long_side, short_side = run.recipe.test_scale
-        divisor = getattr(trainer.processing_class, "size_divisor", None)
-        aligned = f", then each side stretched up to a multiple of {divisor}" if divisor else ""
-        note = (
-            f"Single-scale evaluation on split `{run.validation_split}` of `{run.dataset_name}` at step "
-            f"{evaluation['step']}: images resized with their aspect ratio kept (short side at most "
-            f"{short_side}, long side at most {long_side}{aligned}), logits resized to the label size, "
-            "pixels labelled 255 ignored. Fractions in [0, 1]."
-        )
+    measurement, note = _measurement(trainer, run, evaluation) if evaluation is not None else (None, None)
+    start = run.base_model or run.backbone_checkpoint
     hyperparameters = {
-        "dataset": run.dataset_name + (f" (preset {run.dataset_preset})" if run.dataset_preset else ""),
-        "initialisation": run.base_model or run.backbone_checkpoint or "random",
+        "dataset": public_name(run.dataset_name) + (f" (preset {run.dataset_preset})" if run.dataset_preset else ""),
+        "initialisation": public_name(start) if start else "random",
         "training steps": trainer.state.global_step,
         **recipe_rows(run.recipe, run.recipe_overrides),
         "lr schedule": f"{_plain(args.lr_scheduler_type)} {args.lr_scheduler_kwargs or ''}".strip(),
@@ -80,19 +98,21 @@ def model_card_text(trainer: Trainer, run: RunDescription) -> str:
     if skipped:
         listed = ", ".join(map(str, skipped[:20])) + (", ..." if len(skipped) > 20 else "")
         hyperparameters["unreadable training rows skipped"] = f"{len(skipped)} (rows {listed})"
-    dataset = None
-    if run.dataset_preset:
-        dataset = canonical_name(run.dataset_preset)
+    # A Hub dataset is named by its id; a local folder of a preset's data by the Hub id of that dataset (the
+    # model's classes); other local data has no Hub id.
+    hub_datasets = [run.dataset_name] if is_hub_id(run.dataset_name) else None if run.dataset_preset else []
     return render_model_card(
         num_parameters=model.num_parameters(),
         num_labels=model.config.num_labels,
         model_id=args.hub_model_id or args.output_dir,
         variant=model.config.matching_variant(),
-        dataset=dataset,
-        metrics=metrics,
-        metrics_note=note,
+        dataset=canonical_name(run.dataset_preset) if run.dataset_preset else None,
+        measurement=measurement,
+        measurement_note=note,
         hyperparameters=hyperparameters,
-        base_model=_hub_id(run.base_model),
+        base_model=public_name(start) if start else None,
+        hub_datasets=hub_datasets,
+        extra_tags=TRAINER_TAGS,
     )
 
 

@@ -262,6 +262,8 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
         recipe_overrides=overrides,
         base_model=model_args.model_name_or_path,
         backbone_checkpoint=model_args.backbone_checkpoint,
+        dataset_config_name=data_args.dataset_config_name,
+        dataset_revision=data_args.dataset_revision,
         skipped_rows=partial(_skipped_rows, train_dataset),
     )
     with _claimed_output_dir(training_args, output_args):
