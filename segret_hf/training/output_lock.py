@@ -17,11 +17,11 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 logger = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ class ReadableRows(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
         try:
             return self.split.__getitems__(indices)
-        except Exception as error:  # noqa: BLE001 - only decoding failures are handled, the rest re-raised
+        except Exception as error:
             if not _is_unreadable(error):
                 raise
         return [self._readable_row(index) for index in indices]
@@ -73,7 +73,7 @@ class ReadableRows(torch.utils.data.Dataset):
             row = (index + offset) % len(self.split)
             try:
                 return self.split.__getitems__([row])[0]
-            except Exception as error:  # noqa: BLE001 - as above
+            except Exception as error:
                 if not _is_unreadable(error):
                     raise
                 problem = self._describe(row, error)
