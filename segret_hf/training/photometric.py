@@ -133,7 +133,7 @@ def rotate_hue(image: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def photometric_distortion(image: torch.Tensor, params: PhotometricParams) -> torch.Tensor:
-    """Apply the drawn distortion to a `(3, H, W)` uint8 RGB image; returns a new contiguous uint8 image."""
+    """Apply the drawn distortion to a `(3, H, W)` uint8 RGB image; returns a contiguous uint8 image."""
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) uint8 image, got {tuple(image.shape)} {image.dtype}")
     lut = None
