@@ -373,6 +373,9 @@ def _check_forward_kwargs(model: SegRetPreTrainedModel, kwargs: dict[str, Any]) 
 class SegRetModel(SegRetPreTrainedModel):
     """The RMT backbone: stem and four retention stages, returning features at strides 4, 8, 16, 32."""
 
+    # Loaded from a SegRetForSemanticSegmentation checkpoint, the backbone leaves its decoder behind on purpose.
+    _keys_to_ignore_on_load_unexpected = [r"^decode_head\."]
+
     def __init__(self, config: SegRetConfig) -> None:
         super().__init__(config)
         total = sum(config.depths)
