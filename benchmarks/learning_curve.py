@@ -308,14 +308,18 @@ def render_markdown(results: dict[str, Any]) -> str:
         "# SegRet learning curves: validation mIoU against steps, with and without augmentation",
         "",
         f"- Date: {env['date']}",
-        f"- Device: {device['type']}, {device['cpu_model']}, {device['cpu_count']} CPUs, "
-        f"{device['torch_threads']} torch threads",
+        (
+            f"- Device: {device['type']}, {device['cpu_model']}, {device['cpu_count']} CPUs, "
+            f"{device['torch_threads']} torch threads"
+        ),
         f"- torch {env['torch']}, transformers {env['transformers']}, Python {env['python']}",
         f"- Settings: {', '.join(f'{key}={value}' for key, value in settings.items())}",
         f"- Command: `{env['command']}`",
         f"- Machine load at start / end: {env['load_start']['load_average']} / {env['load_end']['load_average']}",
-        f"- Spike: a step's training loss above the first step's. Target: augmented mIoU at step "
-        f"{settings['max_steps']} within {TARGET_RELATIVE_GAP:.0%} of plain.",
+        (
+            f"- Spike: a step's training loss above the first step's. Target: augmented mIoU at step "
+            f"{settings['max_steps']} within {TARGET_RELATIVE_GAP:.0%} of plain."
+        ),
         "",
         "Modes: " + "; ".join(f"`{name}`: {MODES[name].description}" for name in results["modes"]),
         "",
@@ -394,14 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
+    """Every dataset x mode run, with the environment, settings and per-dataset comparison."""
     settings = Settings(
         args.model_variant, args.max_steps, args.eval_steps, args.batch_size, args.learning_rate, args.crop_size,
         args.seed, args.early_steps,
     )  # fmt: skip
+    shapes = {"shapes_train": args.shapes_train, "shapes_validation": args.shapes_validation}
     results: dict[str, Any] = {
         "environment": describe_environment(torch.device("cpu")),
-        "settings": vars(settings)
-        | {"shapes_train": args.shapes_train, "shapes_validation": args.shapes_validation, "shapes_seed": args.shapes_seed},
+        "settings": vars(settings) | shapes | {"shapes_seed": args.shapes_seed},
         "modes": list(args.modes),
         "datasets": {},
     }
@@ -414,10 +419,13 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 dataset = make_shapes_dataset(work_dir / "shapes", args.shapes_train, args.shapes_validation,
                                               args.crop_size, args.shapes_seed)  # fmt: skip
             data: dict[str, Any] = {"path": str(dataset) if name == "sample" else "generated", "runs": {}}
-            data["augmentation"] = {mode: augmentation_statistics(dataset, settings, MODES[mode]) for mode in args.modes}
+            data["augmentation"] = {
+                mode: augmentation_statistics(dataset, settings, MODES[mode]) for mode in args.modes
+            }
             for mode in args.modes:
                 log(f"== {name} / {mode}: {args.max_steps} steps")
-                data["runs"][mode] = summarise(train_once(settings, dataset, MODES[mode], work_dir), settings.early_steps)
+                history = train_once(settings, dataset, MODES[mode], work_dir)
+                data["runs"][mode] = summarise(history, settings.early_steps)
                 log(f"== {name} / {mode}: mIoU {data['runs'][mode]['mean_iou']}")
             data["comparison"] = compare(data["runs"], str(args.max_steps))
             results["datasets"][name] = data

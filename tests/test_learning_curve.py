@@ -23,7 +23,8 @@ def test_shapes_dataset_is_hub_layout_seeded_and_labelled(tmp_path: Path) -> Non
     for split in ("train", "validation"):
         name = f"data/{split}-00000-of-00001.parquet"
         assert (first / name).read_bytes() == (second / name).read_bytes()
-    assert json.loads((first / "id2label.json").read_text()) == {"0": "background", "1": "circle", "2": "square", "3": "triangle"}
+    id2label = json.loads((first / "id2label.json").read_text())
+    assert id2label == {"0": "background", "1": "circle", "2": "square", "3": "triangle"}
     train = datasets.load_dataset(str(first), split="train")
     assert len(train) == 12 and train.features["image"] == datasets.Image()
     labels = np.stack([np.array(row["annotation"]) for row in train])

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import datasets
 import torch
