@@ -58,7 +58,7 @@ def test_every_released_config_has_its_preset(config_file: str) -> None:
     assert (recipe.poly_power, recipe.min_learning_rate, recipe.adam_betas) == (power, 0.0, (0.9, 0.999))
     assert (recipe.samples_per_gpu, recipe.total_batch_size, recipe.iterations) == (per_gpu, 4 * per_gpu, iterations)
     assert (recipe.crop_size, recipe.train_scale, recipe.test_scale) == (crop, train_scale, test_scale)
-    assert (recipe.resize_ratio_range, recipe.cat_max_ratio) == ((0.5, 2.0), 0.75)
+    assert (recipe.resize_ratio_range, recipe.cat_max_ratio, recipe.max_grad_norm) == ((0.5, 2.0), 0.75, 0.0)
     assert preset.test_size_divisor == ALIGNED[dataset]
 
 

@@ -235,6 +235,7 @@ def test_recipe_defaults_apply_only_to_unset_flags(tmp_path: Path, monkeypatch: 
     assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate) == (160_000, 2, 1e-4)
     assert args.weight_decay == 0.01 and args.lr_scheduler_type.value == "polynomial"
     assert args.lr_scheduler_kwargs == {"power": 0.9, "lr_end": 0.0} and args.warmup_steps == 0
+    assert args.max_grad_norm == 0.0  # the released configs do not clip (transformers' default would be 1.0)
     assert args.batch_eval_metrics and not args.remove_unused_columns
     assert sizes == SizeArguments((512, 1024), (4096, 1024), (2048, 1024))
     assert parsed.recipe.paramwise_regime == "res" and parsed.released_recipe.total_batch_size == 8

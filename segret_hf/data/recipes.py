@@ -39,6 +39,8 @@ class TrainingRecipe:
     learning_rate: float = 1e-4
     adam_betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.01
+    max_grad_norm: float = 0.0
+    """Gradient-norm clipping threshold; 0 means none, as in every released config (empty optimizer_config)."""
     paramwise_regime: str = "none"
     warmup_iterations: int = 0
     warmup_start_factor: float = 1e-6
@@ -78,9 +80,10 @@ class TrainingRecipe:
             if self.warmup_iterations
             else "no warmup"
         )
+        clipping = f"gradients clipped at norm {self.max_grad_norm:g}" if self.max_grad_norm else "no gradient clipping"
         return (
             f"{self.config_file or 'generic recipe'}: AdamW lr {self.learning_rate:g} betas {self.adam_betas} "
-            f"wd {self.weight_decay:g}, paramwise {self.paramwise_regime}, {warmup}, poly power "
+            f"wd {self.weight_decay:g}, {clipping}, paramwise {self.paramwise_regime}, {warmup}, poly power "
             f"{self.poly_power:g} to {self.min_learning_rate:g}, {self.iterations} it x batch "
             f"{self.total_batch_size} ({self.num_gpus}x{self.samples_per_gpu}), crop {self.crop_size}, train scale "
             f"{self.train_scale} x {self.resize_ratio_range}, cat_max_ratio {self.cat_max_ratio}, test scale "

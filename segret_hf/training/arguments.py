@@ -280,6 +280,7 @@ def default_values(
         "weight_decay": recipe.weight_decay,
         "adam_beta1": recipe.adam_betas[0],
         "adam_beta2": recipe.adam_betas[1],
+        "max_grad_norm": recipe.max_grad_norm,
         "warmup_steps": recipe.warmup_iterations,
         # The transforms read the image and label columns: the Trainer must not drop them.
         "remove_unused_columns": False,
@@ -322,6 +323,7 @@ def effective_recipe(
         base,
         learning_rate=training_args.learning_rate,
         adam_betas=(training_args.adam_beta1, training_args.adam_beta2),
+        max_grad_norm=training_args.max_grad_norm or 0.0,
         weight_decay=training_args.weight_decay,
         paramwise_regime=recipe_args.paramwise_regime or base.paramwise_regime,
         warmup_iterations=training_args.get_warmup_steps(max(training_args.max_steps, 0)),

@@ -129,6 +129,7 @@ def recipe_rows(recipe: TrainingRecipe, overrides: dict[str, tuple[Any, Any]]) -
         "optimizer": f"AdamW, betas {tuple(recipe.adam_betas)}",
         "learning rate": recipe.learning_rate,
         "weight decay": recipe.weight_decay,
+        "gradient clipping": f"at norm {recipe.max_grad_norm:g}" if recipe.max_grad_norm else "none",
         "parameter-wise rules": f"{recipe.paramwise_regime} ({regime.description})",
         "warmup": warmup,
         "poly schedule": f"power {recipe.poly_power:g} to {recipe.min_learning_rate:g} (mmcv PolyLrUpdaterHook)",
