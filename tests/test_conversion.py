@@ -28,7 +28,7 @@ from segret_hf.conversion import (
 )
 from segret_hf.data.label_sets import ADE20K_CLASSES
 from segret_hf.model_card import PAPER_MIOU, paper_miou, render_model_card
-from segret_hf.model_index import Measurement
+from segret_hf.model_index import Measurement, paper_results
 
 from helpers import SMALL_ARCHITECTURE, load_script
 
@@ -414,6 +414,7 @@ def test_variant_card(tiny_variant):
     assert card.data.license == "apache-2.0"
     assert card.data.tags == ["segret", "semantic-segmentation", "vision"]
     assert card.data.datasets == ["scene_parse_150"]
+    assert card.data.eval_results == paper_results("ade20k", (48.76, 49.39))  # quoted, unverified, paper as source
     text = card.text
     assert "# SegRet-Tiny for ADE20K semantic segmentation" in text
     assert "13,474,998" in text
