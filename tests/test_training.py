@@ -89,7 +89,7 @@ def test_tiny_run_learns_logs_metrics_and_writes_outputs(scenes: Path, tiny_mode
     history = log_history(output)
     losses = [entry["loss"] for entry in history if "loss" in entry]
     # The original init starts near a uniform prediction over the 6 classes (ln 6 = 1.79), then learns.
-    assert losses[0] == pytest.approx(np.log(6), abs=0.15) and losses[-1] < 0.8 * losses[0]
+    assert losses[0] == pytest.approx(np.log(6), abs=0.15) and losses[-1] < 0.85 * losses[0]
 
     evaluations = [entry for entry in history if "eval_loss" in entry]
     assert [entry["step"] for entry in evaluations] == [12, 24]
