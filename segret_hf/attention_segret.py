@@ -24,6 +24,12 @@ Only `eager` forms the attention probabilities explicitly, so only it returns th
 
 Biases depend only on the stage, the heads and the feature size, so `RetentionBias.build` runs once per
 stage and forward pass and all blocks of the stage share the result.
+
+Under `torch.export` (and so `torch.onnx.export(..., dynamo=True)`) the feature size is symbolic: a size test
+in Python would be decided once, on the example input, and the graph would keep that choice for every size
+(a whole-image bias, quadratic in the number of tokens). Exported graphs therefore always attend in chunks of
+queries inside a `scan` loop that the graph keeps (an ONNX `Scan`), each chunk building only its own slice of
+the bias, so their memory grows linearly with the image at any size. PyTorch execution is unaffected.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._higher_order_ops.scan import scan
 from torch.nn.attention.flex_attention import flex_attention
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
@@ -91,7 +98,7 @@ class RetentionBias:
     `row` `(1, heads, W, W)` and `column` `(1, heads, H, H)` are the per-axis decays. Decomposed stages use
     them directly; whole stages under `eager`/`sdpa` use `full` `(1, heads, HW, HW)`, except that `sdpa`
     leaves `full` unset when it would exceed `FULL_BIAS_BUDGET_BYTES` and assembles it band by band from
-    `row`/`column`; `flex_attention` only needs `decay`.
+    `row`/`column`, and exported graphs always do; `flex_attention` only needs `decay`.
     """
 
     decay: torch.Tensor
@@ -117,8 +124,10 @@ class RetentionBias:
         row = (scale * _axis_distance(width, decay.device)).to(dtype)
         column = (scale * _axis_distance(height, decay.device)).to(dtype)
         bias = cls(decay, height, width, row=row, column=column)
+        if decomposed or torch.compiler.is_exporting():  # exported graphs build bias slices in their loop
+            return bias
         full_bytes = decay.shape[0] * (height * width) ** 2 * row.element_size()
-        if not decomposed and (implementation == "eager" or full_bytes <= FULL_BIAS_BUDGET_BYTES):
+        if implementation == "eager" or full_bytes <= FULL_BIAS_BUDGET_BYTES:
             bias.full = _manhattan_bias(column, row)
         return bias
 
@@ -197,6 +206,8 @@ def _whole(
     q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))  # (B, heads, HW, d)
     if bias.full is not None:
         out, weights = attend(q, k, v, bias.full)
+    elif torch.compiler.is_exporting():
+        out, weights = _whole_in_scan(attend, q, k, v, bias), None
     else:
         band_bytes = num_heads * width * height * width * bias.row.element_size()  # one image row of queries
         rows = max(1, FULL_BIAS_BUDGET_BYTES // band_bytes)
@@ -209,6 +220,63 @@ def _whole(
         out = torch.cat(bands, dim=2)
         weights = None if any(w is None for w in band_weights) else torch.cat(band_weights, dim=2)
     return out.transpose(1, 2).reshape(batch, height, width, channels), weights
+
+
+# Chunk sizes of exported graphs: query tokens per chunk of whole-image attention, sequences (image rows or
+# columns) per chunk of decomposed attention. Constants, because a chunk size computed from the symbolic input
+# size would make torch.export specialise the graph to the example input's size.
+EXPORT_CHUNK_TOKENS = 256
+EXPORT_CHUNK_SEQUENCES = 16
+
+
+def _scan_in_chunks(
+    body: Callable[..., torch.Tensor], xs: tuple[torch.Tensor, ...], chunk: int
+) -> torch.Tensor:
+    """`torch.cat([body(*(x[i : i + chunk] for x in xs)) for i in range(0, len(xs[0]), chunk)])` as one `scan`.
+
+    A Python loop over a symbolic length cannot be exported; a scan becomes a loop of the graph. Every step of a
+    scan has the same shapes, so the inputs are padded with zeros along dim 0 to whole chunks and the padding's
+    outputs are cut off. (A scan needs a carried value; a step counter serves.)
+    """
+    length = xs[0].shape[0]
+    steps = (length + chunk - 1) // chunk
+    padding = steps * chunk - length
+    chunked = [F.pad(x, [0, 0] * (x.ndim - 1) + [0, padding]).unflatten(0, (steps, chunk)) for x in xs]
+    counter = torch.zeros((), dtype=torch.int64, device=xs[0].device)
+    _, out = scan(lambda step, sliced: (step + 1, body(*sliced)), counter, chunked)
+    return out.flatten(0, 1)[:length]
+
+
+def _in_scan(attend: Attend) -> Attend:
+    """`attend` run on chunks of the sequences (dim 0) inside a `scan`, all sharing the bias (decomposed stages)."""
+
+    def chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return _scan_in_chunks(lambda *qkv: attend(*qkv, bias)[0], (q, k, v), EXPORT_CHUNK_SEQUENCES), None
+
+    return chunked
+
+
+def _whole_in_scan(
+    attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: RetentionBias
+) -> torch.Tensor:
+    """Whole-image attention of `(B, heads, HW, d)` tensors in chunks of query tokens inside a `scan`.
+
+    Each chunk gathers its queries' rows of the per-axis decays and sums them into its `(heads, tokens, HW)` slice
+    of the Manhattan bias, the same sum `_manhattan_bias` computes.
+    """
+    column, row, height, width = bias.column[0], bias.row[0], bias.height, bias.width
+
+    def band(q_band: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # (T, B, heads, d), (T,), (T,)
+        band_bias = column[:, y, :, None] + row[:, x, None, :]  # (heads, T, H, W)
+        out, _ = attend(q_band.permute(1, 2, 0, 3), k, v, band_bias.flatten(2)[None])
+        return out.permute(2, 0, 1, 3)
+
+    # Each token's row and column, from broadcast ranges (the exporter cannot divide a token index by a symbolic
+    # width inside the loop).
+    y = torch.arange(height, device=q.device)[:, None].expand(height, width).flatten()
+    x = torch.arange(width, device=q.device)[None, :].expand(height, width).flatten()
+    out = _scan_in_chunks(band, (q.permute(2, 0, 1, 3), y, x), EXPORT_CHUNK_TOKENS)
+    return out.permute(1, 2, 0, 3)
 
 
 @lru_cache(maxsize=1)
@@ -264,8 +332,9 @@ def retention_attention(
             "every logit. Use 'eager', 'sdpa', 'flex_attention', or a function registered with transformers' "
             "AttentionInterface that adds its 4-D `attention_mask` to the logits."
         )
-    form = _decomposed if decomposed else _whole
-    return form(attend, q, k, v, bias, num_heads)
+    if not decomposed:
+        return _whole(attend, q, k, v, bias, num_heads)
+    return _decomposed(_in_scan(attend) if torch.compiler.is_exporting() else attend, q, k, v, bias, num_heads)
 
 
 __all__ = ["RetentionBias", "RetentionWeights", "retention_attention", "retention_decay"]

@@ -519,7 +519,7 @@ class SegRetDecodeHead(nn.Module):
         for index in reversed(range(stages)):
             bias = fuse_bias if index == 0 else None
             partial = _nchw(F.linear(self.linear_c[index](features[index]), fuse_slices[stages - 1 - index], bias))
-            if partial.shape[-2:] != size:
+            if index > 0:  # coarser stages (a same-size resize is exact, and keeps exported graphs size-free)
                 partial = F.interpolate(partial, size=size, mode="bilinear", align_corners=False)
             fused = partial if fused is None else fused + partial
         if self.fuse_norm.training:

@@ -108,3 +108,30 @@ def test_sdpa_bands_large_whole_stage_biases(monkeypatch: pytest.MonkeyPatch) ->
     banded = RetentionBias.build(decay, height, width, False, "sdpa", torch.float32)
     assert banded.full is None
     torch.testing.assert_close(retention_attention("sdpa", q, k, v, banded, heads, False)[0], reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("decomposed", [True, False])
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_exported_graphs_attend_in_chunks_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch, implementation: str, decomposed: bool
+) -> None:
+    """Under torch.export retention runs in chunks inside a scan loop (no whole-image bias): same attention.
+
+    Small chunks (5 query tokens, 3 sequences) make several chunks, the last one padded.
+    """
+    import segret_hf.attention_segret as attention
+
+    generator = torch.Generator().manual_seed(3)
+    heads, height, width = 4, 7, 9
+    q, k, v = (torch.randn(2, height, width, heads * 16, generator=generator) for _ in range(3))
+    decay = retention_decay(heads, 2.0, 6.0)
+    eager = RetentionBias.build(decay, height, width, decomposed, "eager", torch.float32)
+    reference, _ = retention_attention("eager", q, k, v, eager, heads, decomposed)
+    monkeypatch.setattr(attention, "EXPORT_CHUNK_TOKENS", 5)
+    monkeypatch.setattr(attention, "EXPORT_CHUNK_SEQUENCES", 3)
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    bias = RetentionBias.build(decay, height, width, decomposed, implementation, torch.float32)
+    assert bias.full is None
+    out, weights = retention_attention(implementation, q, k, v, bias, heads, decomposed)
+    assert weights is None
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
