@@ -23,7 +23,8 @@ from huggingface_hub import HfApi
 from .attention_segret import retention_decay
 from .checkpoint_files import REFETCH, check_torch_file, read_json_file
 from .configuration_segret import SEGRET_VARIANTS, SegRetConfig
-from .data.label_sets import LABEL_SETS, canonical_name, get_label_set
+from .data.label_maps import parse_id2label_spec
+from .data.label_sets import LABEL_SETS
 from .data.presets import get_preset
 from .image_processing_segret import SegRetImageProcessor
 from .inference import parse_hw, size_divisor_override
@@ -340,38 +341,6 @@ class LabelSpec:
     dataset: str | None = None
 
 
-def load_id2label(spec: str | Path) -> tuple[dict[int, str], str | None]:
-    """`id2label` from a JSON file (`{"0": "wall", ...}` or `["wall", ...]`) or a built-in dataset name.
-
-    Returns the mapping and the canonical dataset name for built-in names (None for files), so the model card
-    can name the dataset.
-    """
-    path = Path(spec)
-    if path.is_file():
-        raw = read_json_file(path, "--id2label")
-        if isinstance(raw, list):
-            raw = dict(enumerate(raw))
-        if not isinstance(raw, dict):
-            raise ValueError(
-                f"{path} must hold a JSON object {{id: name}} or a list of names, got {type(raw).__name__}."
-            )
-        try:
-            id2label = {int(k): str(v) for k, v in raw.items()}
-        except ValueError as error:
-            raise ValueError(f"{path}: class ids must be integers ({error}).") from None
-        if sorted(id2label) != list(range(len(id2label))):
-            raise ValueError(f"{path}: class ids must be exactly 0..{len(id2label) - 1}, got {sorted(id2label)}.")
-        return id2label, None
-    try:
-        dataset = canonical_name(str(spec))
-    except ValueError:
-        raise ValueError(
-            f"--id2label {spec!r} is neither an existing JSON file nor a built-in label set "
-            f"({', '.join(LABEL_SETS)})."
-        ) from None
-    return get_label_set(dataset).id2label, dataset
-
-
 def dataset_of_class_names(class_names: list[str]) -> str | None:
     """The built-in label set whose classes (in order) are `class_names`, ignoring surrounding spaces."""
     names = [name.strip() for name in class_names]
@@ -542,7 +511,7 @@ def convert_original_checkpoint(
 
     checkpoint_path = Path(checkpoint_path)
     checkpoint = load_original_checkpoint(checkpoint_path)
-    explicit_id2label, id2label_dataset = load_id2label(id2label) if id2label is not None else (None, None)
+    explicit_id2label, id2label_dataset = parse_id2label_spec(id2label) if id2label is not None else (None, None)
     labels = resolve_labels(
         checkpoint,
         num_labels=num_labels,
@@ -621,7 +590,6 @@ __all__ = [
     "convert_original_checkpoint",
     "dataset_of_class_names",
     "file_sha256",
-    "load_id2label",
     "load_original_checkpoint",
     "parse_image_size",
     "push_folder_to_hub",

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.label_maps import LabelMapError, LabelMapping, label_map_array
-from .data.loading import load_id2label, load_split, resolve_columns
+from .data.label_maps import LabelMapError, LabelMapping, dataset_id2label, label_map_array
+from .data.loading import load_split, resolve_columns
 from .data.presets import DatasetPreset, get_preset
 from .inference import InferenceProtocol, SegmentationInferencer, image_size, size_divisor_override
 from .metrics import SegmentationMetric, format_per_class_table
@@ -94,7 +94,7 @@ def _nan_to_none(value: Any) -> Any:
 
 def check_label_compatibility(
     model_id2label: Mapping[int, str],
-    dataset_id2label: Mapping[int, str] | None = None,
+    dataset_classes: Mapping[int, str] | None = None,
     preset: DatasetPreset | None = None,
 ) -> None:
     """Refuse to score a model against a dataset with a different number of classes.
@@ -104,8 +104,8 @@ def check_label_compatibility(
     """
     num_labels = len(model_id2label)
     references = []
-    if dataset_id2label is not None:
-        references.append(("the dataset's id2label", dict(dataset_id2label)))
+    if dataset_classes is not None:
+        references.append(("the dataset's id2label", dict(dataset_classes)))
     if preset is not None:
         references.append((f"dataset preset {preset.name!r}", preset.label_set.id2label))
     for source, reference in references:
@@ -133,19 +133,6 @@ def _decoder(feature: Any) -> Any:
     if isinstance(feature, datasets.Image):
         return datasets.Image(mode=feature.mode).decode_example
     return np.asarray
-
-
-def _check_label_values(label: np.ndarray, index: int, mapping: LabelMapping) -> None:
-    """Fail on the first sample whose labels are not class ids of the model (or the ignore index)."""
-    bad = mapping.invalid_values(label)
-    if bad.size:
-        raise ValueError(
-            f"Sample {index} has label values {bad[:10].tolist()} outside the model's class ids "
-            f"[0, {mapping.num_labels - 1}] (and not the ignore value {mapping.ignore_index}); labels were read "
-            f"{mapping.describe()}. If 0 means 'unlabelled' (ADE20K, COCO-Stuff-10k) pass --do_reduce_labels; raw "
-            "Cityscapes / COCO-Stuff ids need their --dataset_preset; maps already in train ids need "
-            "--labels_are_train_ids."
-        )
 
 
 class _SampleReader:
@@ -183,7 +170,7 @@ class _SampleReader:
                 f"Sample {index}: the image is {image_size(image)} (height, width) but its label is "
                 f"{label.shape}; labels must be pixel-aligned with their images."
             )
-        _check_label_values(label, index, self.mapping)
+        self.mapping.check_values(label, f"Sample {index}")
         return index, image, label
 
 
@@ -302,8 +289,8 @@ def evaluate(
             f"cannot be aligned to multiples of {processor_overrides['size_divisor']} (asked for by --size_divisor "
             "or the dataset preset). Pass --size_divisor 0 to evaluate without alignment."
         )
-    dataset_id2label = load_id2label(dataset_name, dataset, label_column, dataset_revision)
-    check_label_compatibility(inferencer.id2label, dataset_id2label, preset)
+    dataset_classes = dataset_id2label(dataset_name, dataset, label_column, dataset_revision)
+    check_label_compatibility(inferencer.id2label, dataset_classes, preset)
     mapping = LabelMapping.for_dataset(inferencer.num_labels, preset, do_reduce_labels, labels_are_train_ids)
 
     report = evaluate_dataset(

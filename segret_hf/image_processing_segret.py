@@ -104,6 +104,52 @@ def _looks_rescaled(image: Any) -> bool:
     return False
 
 
+INDEX_MAP_MODES = ("1", "L", "P", *_PIL_16BIT_MODES)
+"""PIL modes whose pixels are single integers (class ids), as opposed to colours."""
+
+# The ignore index (segret_hf.data.label_sets.IGNORE_INDEX, which remote code cannot import): "reduce labels"
+# gives it to unlabelled pixels and keeps it as it is.
+_IGNORE_INDEX = 255
+
+
+def index_map_pixels(image: PIL.Image.Image, what: str) -> np.ndarray:
+    """The class ids of a label map stored as a PIL image; a ValueError starting with `what` for colour images.
+
+    The processor and segret_hf's dataset readers both decode label maps through this, so they accept the
+    same images.
+    """
+    if image.mode not in INDEX_MAP_MODES:
+        raise ValueError(
+            f"{what} is a {image.mode!r} image; label maps must be single-channel, one class index per pixel "
+            "(modes L, P, I;16, I). Convert colour-coded masks to class ids first."
+        )
+    return np.array(image)
+
+
+def single_channel_map(label: np.ndarray | torch.Tensor, what: str) -> np.ndarray | torch.Tensor:
+    """`label` as `(height, width)`: a `(H, W, 1)` or `(1, H, W)` map drops its unit axis, other shapes raise."""
+    if label.ndim == 3 and 1 in (label.shape[0], label.shape[-1]):
+        label = label.squeeze(0) if label.shape[0] == 1 else label.squeeze(-1)
+    if label.ndim != 2:
+        raise ValueError(
+            f"{what} has shape {tuple(label.shape)} and dtype {label.dtype}; expected a (height, width) map of "
+            "integer class ids (a single channel)."
+        )
+    return label
+
+
+def reduce_label_ids(label: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """ADE20K / COCO-Stuff "reduce labels" on an integer array or tensor: 0 -> 255, `l` -> `l - 1`, 255 stays.
+
+    Those datasets use 0 for "unlabelled", which is not one of the model's classes; after this mapping class
+    ids start at 0 and unlabelled pixels carry the ignore index. The one implementation of the rule: the
+    processor's `do_reduce_labels`, segret_hf's label conversion and the ADE20K lookup table use it.
+    """
+    reduced = label - 1
+    reduced[(label == 0) | (label == _IGNORE_INDEX)] = _IGNORE_INDEX
+    return reduced
+
+
 def _check_size_divisor(value: Any) -> None:
     """Reject anything but `None` or a positive `int` (bools are ints to Python, but never a divisor)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -314,12 +360,7 @@ class SegRetImageProcessor(TorchvisionBackend):
         ADE20K / COCO-Stuff annotations use 0 for "unlabelled", which is not one of the model's classes; after
         this mapping class ids start at 0 and unlabelled pixels carry the usual ignore index 255.
         """
-        reduced = []
-        for label in labels:
-            out = label - 1
-            out = torch.where((label == 0) | (label == 255), torch.full_like(label, 255), out)
-            reduced.append(out)
-        return reduced
+        return [reduce_label_ids(label) for label in labels]
 
     @staticmethod
     def get_output_size(height: int, width: int, size: SizeDict | dict[str, int]) -> tuple[int, int]:
@@ -577,13 +618,7 @@ class SegRetImageProcessor(TorchvisionBackend):
         prepared = []
         for idx, seg_map in enumerate(maps):
             if isinstance(seg_map, PIL.Image.Image):
-                if seg_map.mode not in ("L", "P", "1") + _PIL_16BIT_MODES:
-                    raise ValueError(
-                        f"Segmentation map {idx} is a PIL image in mode {seg_map.mode!r}. Maps must hold one class "
-                        "index per pixel (modes 'L', 'P', 'I;16' or 'I'); convert colour-coded masks to class "
-                        "indices first."
-                    )
-                seg_map = np.array(seg_map)
+                seg_map = index_map_pixels(seg_map, f"Segmentation map {idx}")
             if isinstance(seg_map, np.ndarray):
                 if seg_map.dtype == np.uint16 or seg_map.dtype == np.uint32 or seg_map.dtype == bool:
                     seg_map = seg_map.astype(np.int64)
@@ -595,13 +630,7 @@ class SegRetImageProcessor(TorchvisionBackend):
                     f"Unsupported segmentation map type {type(seg_map).__name__}; pass PIL images, numpy arrays "
                     "or torch tensors."
                 )
-            if seg_map.ndim == 3 and 1 in (seg_map.shape[0], seg_map.shape[-1]):
-                seg_map = seg_map.squeeze(0) if seg_map.shape[0] == 1 else seg_map.squeeze(-1)
-            if seg_map.ndim != 2:
-                raise ValueError(
-                    f"Segmentation map {idx} has shape {tuple(seg_map.shape)}; expected (height, width) class "
-                    "indices (a single channel)."
-                )
+            seg_map = single_channel_map(seg_map, f"Segmentation map {idx}")
             if seg_map.is_floating_point():
                 if not torch.equal(seg_map, seg_map.round()):
                     raise ValueError(

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 import torch
 
+from .data.label_maps import invalid_label_mask
 from .data.label_sets import IGNORE_INDEX
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
@@ -80,7 +81,7 @@ class SegmentationMetric:
         preds = preds.to(device=device, dtype=torch.int64)
         n = self.num_labels
         valid = refs != self.ignore_index
-        bad_refs = valid & ((refs < 0) | (refs >= n))
+        bad_refs = invalid_label_mask(refs, n, self.ignore_index)
         bad_preds = valid & ((preds < 0) | (preds >= n))
         has_bad_refs, has_bad_preds = torch.stack([bad_refs.any(), bad_preds.any()]).tolist()
         if has_bad_refs:

@@ -23,9 +23,9 @@ from safetensors.torch import load_file
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
 from segret_hf.conversion import (
     file_sha256,
-    load_id2label,
     parse_image_size,
 )
+from segret_hf.data.label_maps import parse_id2label_spec
 from segret_hf.data.label_sets import ADE20K_CLASSES
 from segret_hf.model_card import PAPER_MIOU, paper_miou, render_model_card
 from segret_hf.model_index import Measurement, paper_results
@@ -231,14 +231,14 @@ def test_id2label_sources(tmp_path):
     (tmp_path / "dict.json").write_text(json.dumps({"0": "a", "1": "b"}))
     (tmp_path / "list.json").write_text(json.dumps(["a", "b"]))
     (tmp_path / "gap.json").write_text(json.dumps({"0": "a", "2": "b"}))
-    assert load_id2label(tmp_path / "dict.json") == ({0: "a", 1: "b"}, None)
-    assert load_id2label(tmp_path / "list.json") == ({0: "a", 1: "b"}, None)
+    assert parse_id2label_spec(tmp_path / "dict.json") == ({0: "a", 1: "b"}, None)
+    assert parse_id2label_spec(tmp_path / "list.json") == ({0: "a", 1: "b"}, None)
     with pytest.raises(ValueError, match="exactly 0..1"):
-        load_id2label(tmp_path / "gap.json")
-    id2label, dataset = load_id2label("COCO_Stuff")
+        parse_id2label_spec(tmp_path / "gap.json")
+    id2label, dataset = parse_id2label_spec("COCO_Stuff")
     assert dataset == "coco-stuff" and len(id2label) == 171
     with pytest.raises(ValueError, match="neither an existing JSON file nor a built-in label set"):
-        load_id2label("pascal")
+        parse_id2label_spec("pascal")
 
 
 def test_id2label_overrides_meta_classes_and_sizes_the_processor(tmp_path):

@@ -12,9 +12,9 @@ import PIL.Image
 import pytest
 from transformers import SegformerImageProcessor
 
-from segret_hf.data.label_maps import reduce_labels
+from segret_hf.data.label_maps import dataset_id2label, reduce_labels
 from segret_hf.data.label_sets import CITYSCAPES
-from segret_hf.data.loading import load_id2label, load_split, resolve_columns
+from segret_hf.data.loading import load_split, resolve_columns
 from segret_hf.data.presets import get_preset
 from segret_hf.evaluation import check_label_compatibility, evaluate
 from segret_hf.image_processing_segret import SegRetImageProcessor
@@ -218,7 +218,7 @@ def test_save_to_disk_folders_and_column_candidates(tmp_path: Path, perfect_data
     split = load_split(perfect_dataset, "validation")
     datasets.DatasetDict({"validation": split}).save_to_disk(str(tmp_path / "saved"))
     reloaded = load_split(str(tmp_path / "saved"), "validation")
-    assert reloaded.num_rows == 3 and load_id2label(str(tmp_path / "saved"), reloaded, "annotation") is None
+    assert reloaded.num_rows == 3 and dataset_id2label(str(tmp_path / "saved"), reloaded, "annotation") is None
     with pytest.raises(ValueError, match=r"Unknown split 'train'.*\['validation'\]"):
         load_split(str(tmp_path / "saved"), "train")
     assert resolve_columns(["img", "semantic_segmentation"], preset=get_preset("cityscapes")) == (

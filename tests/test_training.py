@@ -391,7 +391,7 @@ def test_label_value_out_of_range_is_named(tmp_path: Path, tiny_model: Path) -> 
     dataset = write_parquet_dataset(tmp_path / "data", labels, id2label=STRIPE_ID2LABEL)
     model = save_tiny_model(tmp_path / "model", STRIPE_ID2LABEL)
     args = run_args(dataset, model, tmp_path / "o", "--max_steps", "1")
-    _fails(args, SegmentationDataError, str(dataset), "'train'", "'annotation'", "row 2", "[9]", "0..2")
+    _fails(args, SegmentationDataError, str(dataset), "'train'", "'annotation'", "row 2", "[9]", "[0, 2]")
 
 
 def test_reduce_labels_hint_when_values_are_one_based(tmp_path: Path) -> None:
@@ -470,11 +470,12 @@ def test_collator_refuses_out_of_range_labels() -> None:
 
 
 def test_shipped_sample_dataset_loads_with_its_classes() -> None:
-    from segret_hf.data.loading import load_id2label, load_split
+    from segret_hf.data.label_maps import dataset_id2label
+    from segret_hf.data.loading import load_split
 
     train = load_split(str(SAMPLE_DATASET_DIR), "train")
     assert len(train) == 40 and len(load_split(str(SAMPLE_DATASET_DIR), "validation")) == 10
-    assert load_id2label(str(SAMPLE_DATASET_DIR), train, "annotation") == SCENE_ID2LABEL
+    assert dataset_id2label(str(SAMPLE_DATASET_DIR), train, "annotation") == SCENE_ID2LABEL
     assert sum(p.stat().st_size for p in SAMPLE_DATASET_DIR.rglob("*") if p.is_file()) < 2_000_000
     example = train[0]
     label = np.array(example["annotation"])

@@ -1,6 +1,13 @@
-"""Dataset facts (classes, palettes, label remapping), label-map decoding and the paper's per-dataset defaults."""
+"""Dataset facts (classes, palettes, label remapping), labels (decoding, checks, class names) and per-dataset defaults."""
 
-from .label_maps import LabelMapError, LabelMapping, label_map_array, reduce_labels
+from .label_maps import (
+    LabelMapError,
+    LabelMapping,
+    dataset_id2label,
+    label_map_array,
+    parse_id2label_spec,
+    reduce_labels,
+)
 from .label_sets import (
     IGNORE_INDEX,
     LABEL_SETS,
@@ -23,11 +30,13 @@ __all__ = [
     "LabelMapping",
     "LabelSet",
     "canonical_name",
+    "dataset_id2label",
     "generate_palette",
     "get_id2label",
     "get_label_set",
     "get_preset",
     "label_lut",
     "label_map_array",
+    "parse_id2label_spec",
     "reduce_labels",
 ]

@@ -25,6 +25,8 @@ from typing import Mapping
 
 import numpy as np
 
+from ..image_processing_segret import reduce_label_ids
+
 IGNORE_INDEX = 255
 """Train id of pixels excluded from the loss and the metric (mmsegmentation's default)."""
 
@@ -158,7 +160,7 @@ ADE20K_PALETTE: tuple[Color, ...] = (
 
 # "Reduce labels" exactly as transformers' `do_reduce_labels` / mmsegmentation's
 # `reduce_zero_label`: 0 ("other") -> 255, k -> k - 1, and 255 stays ignored.
-_ADE20K_RAW_TO_TRAIN = {0: IGNORE_INDEX, **{raw: raw - 1 for raw in range(1, 255)}}
+_ADE20K_RAW_TO_TRAIN = dict(enumerate(reduce_label_ids(np.arange(255)).tolist()))
 
 ADE20K = LabelSet(
     name="ade20k",

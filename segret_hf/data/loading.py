@@ -14,13 +14,10 @@ A wrong split or column name otherwise surfaces as a `KeyError` deep inside prep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import datasets
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 
 from .presets import DatasetPreset
 
@@ -36,10 +33,6 @@ LABEL_COLUMN_CANDIDATES: tuple[str, ...] = (
     "labels",
 )
 """Label-map column names tried, in order, when neither the user nor a preset names one."""
-
-ID2LABEL_FILENAME = "id2label.json"
-"""File the Hugging Face semantic-segmentation examples read class names from (dataset repo root)."""
-
 
 SCRIPT_DATASET_MESSAGE = "Dataset scripts are no longer supported"
 """Start of the RuntimeError `datasets` (4.0 and later) raises for a dataset that is a loading script."""
@@ -164,43 +157,3 @@ def resolve_columns(
     if image == label:
         raise ValueError(f"The image and label columns are both {image!r}; name them separately.")
     return image, label
-
-
-def load_id2label(
-    name_or_path: str,
-    dataset: datasets.Dataset | datasets.IterableDataset,
-    label_column: str,
-    revision: str | None = None,
-) -> dict[int, str] | None:
-    """The dataset's class names by id, if it declares them; `None` when it does not.
-
-    Looked up, in order: `id2label.json` in a local folder, `id2label.json` in the Hub dataset repo at
-    `revision` (skipped quietly when offline or absent), the `ClassLabel` names of the label column.
-    """
-    path = Path(name_or_path)
-    if path.is_dir():
-        local = path / ID2LABEL_FILENAME
-        if local.is_file():
-            return _read_id2label(local)
-    else:
-        try:
-            downloaded = hf_hub_download(name_or_path, ID2LABEL_FILENAME, repo_type="dataset", revision=revision)
-            return _read_id2label(Path(downloaded))
-        except (OSError, EntryNotFoundError, HFValidationError):
-            pass  # no such file, no network, or not a Hub id: fall through to the features
-    feature = dataset.features.get(label_column)
-    while isinstance(feature, (datasets.Sequence, list)):  # per-pixel ClassLabel stored as nested lists
-        feature = feature.feature if isinstance(feature, datasets.Sequence) else feature[0]
-    if isinstance(feature, datasets.ClassLabel):
-        return dict(enumerate(feature.names))
-    return None
-
-
-def _read_id2label(path: Path) -> dict[int, str]:
-    """Parse an `id2label.json` (`{"0": "wall", ...}`), rejecting keys that are not class ids."""
-    with open(path, encoding="utf-8") as handle:
-        raw = json.load(handle)
-    try:
-        return {int(key): str(value) for key, value in raw.items()}
-    except (AttributeError, ValueError) as error:
-        raise ValueError(f"{path} must map integer class ids to names, e.g. {{\"0\": \"wall\"}}.") from error

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..data.label_maps import invalid_label_mask
 from ..data.label_sets import IGNORE_INDEX
 from .data import SegmentationDataError
 
@@ -38,7 +39,7 @@ class SegmentationCollator:
         self.ignore_index = ignore_index
 
     def _check_labels(self, label: torch.Tensor, row: int) -> None:
-        bad = (label != self.ignore_index) & ((label < 0) | (label >= self.num_labels))
+        bad = invalid_label_mask(label, self.num_labels, self.ignore_index)
         if bad.any():
             values = torch.unique(label[bad])[:10].tolist()
             raise SegmentationDataError(

@@ -16,9 +16,14 @@ import datasets
 import numpy as np
 import PIL.Image
 
-from ..conversion import load_id2label as load_id2label_spec
-from ..data.label_maps import LabelMapError, LabelMapping, label_map_array
-from ..data.loading import DatasetScriptError, load_id2label, load_split, resolve_columns
+from ..data.label_maps import (
+    LabelMapError,
+    LabelMapping,
+    dataset_id2label,
+    label_map_array,
+    parse_id2label_spec,
+)
+from ..data.loading import DatasetScriptError, load_split, resolve_columns
 from ..data.presets import DatasetPreset
 from .arguments import DataArguments
 
@@ -85,33 +90,31 @@ def load_training_split(data_args: DataArguments, split: str, max_samples: int |
 
 
 def resolve_id2label(
-    data_args: DataArguments, preset: DatasetPreset | None, dataset: Split, label_column: str
+    id2label_spec: str | None,
+    preset: DatasetPreset | None,
+    dataset_name: str,
+    dataset: Split,
+    label_column: str,
+    revision: str | None = None,
 ) -> dict[int, str]:
-    """Class names by id: `--id2label`, else the preset, else what the dataset declares."""
-    if data_args.id2label is not None:
-        try:
-            id2label, _ = load_id2label_spec(data_args.id2label)  # a JSON file or a built-in label set
-        except ValueError as error:
-            raise SegmentationDataError(str(error)) from error
-        source = data_args.id2label
-    elif preset is not None:
-        id2label, source = preset.label_set.id2label, f"preset {preset.name!r}"
-    else:
-        source = f"dataset {data_args.dataset_name!r}"
-        id2label = (
-            load_id2label(data_args.dataset_name, dataset, label_column, data_args.dataset_revision)
-            if dataset.features
-            else None
-        )
-        if id2label is None:
-            raise SegmentationDataError(
-                f"Dataset {data_args.dataset_name!r} does not say what its classes are (no id2label.json beside "
-                "the data, no ClassLabel feature). Pass --id2label FILE.json or --dataset_preset."
-            )
-    if sorted(id2label) != list(range(len(id2label))) or len(id2label) < 2:
+    """Class names by id: `id2label_spec` (`--id2label`), else the preset, else what the dataset declares."""
+    try:
+        if id2label_spec is not None:
+            (id2label, _), source = parse_id2label_spec(id2label_spec), id2label_spec
+        elif preset is not None:
+            id2label, source = preset.label_set.id2label, f"preset {preset.name!r}"
+        else:
+            id2label = dataset_id2label(dataset_name, dataset, label_column, revision)
+            source = f"dataset {dataset_name!r}"
+    except ValueError as error:  # an unreadable class list: the message names the file
+        raise SegmentationDataError(str(error)) from error
+    if id2label is None:
         raise SegmentationDataError(
-            f"The class ids from {source} must be 0..N-1 with N >= 2, got {sorted(id2label)[:20]}."
+            f"Dataset {dataset_name!r} does not say what its classes are (no id2label.json beside the data, no "
+            "ClassLabel feature). Pass --id2label FILE.json or --dataset_preset."
         )
+    if len(id2label) < 2:
+        raise SegmentationDataError(f"The classes from {source} are {id2label}; segmentation needs at least two.")
     return id2label
 
 
@@ -173,18 +176,10 @@ def check_sample(image: Any, label: np.ndarray, mapping: LabelMapping, source: S
             f"({source.label_column!r}) is {label.shape[0]}x{label.shape[1]} (height x width); they must be "
             "pixel-aligned."
         )
-    bad = mapping.invalid_values(label)
-    if bad.size:
-        hint = (
-            "Pass --do_reduce_labels if 0 means 'unlabelled' and the classes are 1..N"
-            if not mapping.reduce and bad.max() == mapping.num_labels
-            else "Check --id2label / --dataset_preset / --do_reduce_labels against the annotations"
-        )
-        raise SegmentationDataError(
-            f"{source.where(row, source.label_column)}: label values {bad[:10].tolist()} (after "
-            f"{mapping.describe()}) are not class ids 0..{mapping.num_labels - 1} nor the ignore value "
-            f"{mapping.ignore_index}. {hint}."
-        )
+    try:
+        mapping.check_values(label, source.where(row, source.label_column))
+    except LabelMapError as error:
+        raise SegmentationDataError(str(error)) from error
 
 
 def _rows_to_check(dataset: Split, count: int) -> list[tuple[int, dict[str, Any]]]:

@@ -214,7 +214,14 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
     with training_args.main_process_first(desc="loading and checking the dataset"):
         train_raw = load_training_split(data_args, data_args.train_split, data_args.max_train_samples)
         train_source = resolve_split_columns(data_args, preset, train_raw, data_args.train_split)
-        id2label = resolve_id2label(data_args, preset, train_raw, train_source.label_column)
+        id2label = resolve_id2label(
+            data_args.id2label,
+            preset,
+            data_args.dataset_name,
+            train_raw,
+            train_source.label_column,
+            data_args.dataset_revision,
+        )
         mapping = label_mapping(data_args, preset, len(id2label))
         check_split(train_raw, train_source, mapping, data_args.rows_to_check)
         eval_raw, eval_source = _validation_split(data_args, preset, mapping, training_args.do_eval)

@@ -16,7 +16,6 @@ and ``scripts/train.py --dataset_name folder`` read it like any Hub dataset.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import PIL.Image
 from datasets import Dataset, Features, Image
 
+from ..data.label_maps import write_id2label_file
 from ..data.label_sets import IGNORE_INDEX
 
 SAMPLE_DATASET_DIR = Path(__file__).resolve().parent / "sample_data"
@@ -192,6 +192,5 @@ def generate_sample_dataset(
     (output_dir / "data").mkdir(parents=True, exist_ok=True)
     for split, count, split_seed in (("train", num_train, seed), ("validation", num_validation, seed + 1)):
         make_split(count, split_seed, split).to_parquet(output_dir / "data" / f"{split}-00000-of-00001.parquet")
-    id2label = {str(index): name for index, name in enumerate(CLASS_NAMES)}
-    (output_dir / "id2label.json").write_text(json.dumps(id2label, indent=2) + "\n")
+    write_id2label_file(output_dir, dict(enumerate(CLASS_NAMES)))
     return output_dir

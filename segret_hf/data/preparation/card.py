@@ -1,23 +1,21 @@
-"""The dataset card (README.md) and `id2label.json` of a prepared dataset.
+"""The dataset card (README.md) of a prepared dataset.
 
 The card's YAML header tells the Hub and `datasets.load_dataset` where each split's shards are (`configs`)
 and what the columns are (`dataset_info`); its text says where the data came from, under which terms, how it
-is cited, what the stored label values mean and which `--dataset_preset` flags train on it. `id2label.json`
-always lists the train ids a model predicts (it is what training and evaluation compare a model's classes
-with), whatever the annotations store; the card says which values they hold.
+is cited, what the stored label values mean and which `--dataset_preset` flags train on it. The dataset's
+`id2label.json` (`segret_hf.data.label_maps.write_id2label_file`) always lists the train ids a model predicts
+(it is what training and evaluation compare a model's classes with), whatever the annotations store; the card
+says which values they hold.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 
 import yaml
 
-from ..loading import ID2LABEL_FILENAME
 from .layouts import DatasetLayout
 from .shards import SplitSummary
 
@@ -133,12 +131,6 @@ DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
 def training_flags(layout: DatasetLayout, train_ids: bool) -> str:
     """The label flags that train on a prepared dataset: the preset, plus `--labels_are_train_ids`."""
     return f"--dataset_preset {layout.preset}" + (" --labels_are_train_ids" if train_ids else "")
-
-
-def write_id2label(folder: Path, layout: DatasetLayout) -> None:
-    """`id2label.json`: train id -> class name, as models predict them."""
-    content = {str(index): name for index, name in layout.label_set.id2label.items()}
-    (folder / ID2LABEL_FILENAME).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
 
 
 def card_text(

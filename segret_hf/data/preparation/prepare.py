@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from ...output_folders import OutputFolderError, check_output_dir, staged_output_dir
-from .card import card_text, training_flags, write_id2label
+from ..label_maps import write_id2label_file
+from .card import card_text, training_flags
 from .errors import DatasetPreparationError
 from .layouts import LAYOUTS, DatasetLayout, Pair
 from .rows import RowReader
@@ -167,7 +168,7 @@ def prepare_dataset(args: PrepareArguments) -> Path:
             finally:
                 if pool is not None:
                     pool.shutdown(cancel_futures=True)
-            write_id2label(staging, layout)
+            write_id2label_file(staging, layout.label_set.id2label)
             card = card_text(layout, summaries, args.train_ids, args.push_to_hub or str(output))
             (staging / "README.md").write_text(card, encoding="utf-8")
     logger.info(
