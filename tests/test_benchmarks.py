@@ -1,7 +1,8 @@
 """Smoke tests of the benchmark suite (benchmarks/segret_bench): tiny models at tiny sizes, structure only.
 
-Timings on a shared CPU are noise at this size, so no test asserts a time or a ratio's value; they check that
-every phase runs, that failures become statuses, and that the JSON and markdown carry what the README promises.
+Timings on a shared CPU are noise at this size, so no test asserts a measured time or ratio; they check that
+every phase runs, that failures become statuses, that the JSON and markdown carry what the README promises, and
+the ratio arithmetic (and the optional --target comparison) on made-up times.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from segret_bench import cli, input_pipeline, suite  # noqa: E402
+from segret_bench.environment import device_slug  # noqa: E402
 from segret_bench.flops import count_parameters_and_flops  # noqa: E402
 from segret_bench.memory import MemoryResult, probe_memory  # noqa: E402
 from segret_bench.models import ModelSpec  # noqa: E402
-from segret_bench.report import render_markdown, write_results  # noqa: E402
+from segret_bench.report import _headline_text, render_markdown, write_results  # noqa: E402
 
 SEGRET_TINY = {
     "hidden_sizes": [8, 16, 24, 32],
@@ -100,7 +102,8 @@ def test_flops_do_not_depend_on_the_implementation() -> None:
 def test_results_files_have_environment_method_and_tables(suite_results: dict, tmp_path: Path) -> None:
     json_path, markdown_path = write_results(suite_results, tmp_path, "smoke")
     loaded = json.loads(json_path.read_text())
-    assert json_path.stem.startswith(loaded["environment"]["date"][:10] + "_cpu-") and json_path.stem.endswith("_smoke")
+    threads = loaded["environment"]["device"]["torch_threads"]
+    assert json_path.name == f"cpu-{threads}t_smoke.json"  # <device>_<tag>: no date, the date is inside
     assert markdown_path.stem == json_path.stem
     environment = loaded["environment"]
     for key in ("date", "command", "torch", "transformers", "load_start", "load_end"):
@@ -157,15 +160,70 @@ def test_memory_probe_timeout_is_a_status_not_a_hang() -> None:
     assert result.status == "timeout (>0.5 s)" and result.peak_mib is None
 
 
-def test_headline_reports_both_times_and_the_ratio(monkeypatch) -> None:
+def test_result_file_names_carry_device_and_threads_not_the_cpu_model() -> None:
+    cpu = {"type": "cpu", "cpu_model": "AMD EPYC 7B13", "cpu_count": 2, "torch_threads": 1}
+    assert device_slug(cpu) == "cpu-1t"
+    gpu = {**cpu, "type": "cuda", "gpu_name": "NVIDIA H100 80GB HBM3", "cuda_version": "13.0"}
+    assert device_slug(gpu) == "cuda-nvidia-h100-80gb-hbm3"
+
+
+def test_headline_reports_both_times_and_the_ratio_without_a_target(monkeypatch) -> None:
     monkeypatch.setattr(suite, "HEADLINE_SIZE", (64, 64))
     results = suite.run_headline(torch.device("cpu"), torch.float32, repeats=1, warmup=1, log=lambda message: None)
     assert [row["model"] for row in results["timings"]] == ["segret-tiny/sdpa", "segformer-b2"]
     head = results["headline"]
-    assert head["input"] == "2x3x64x64" and head["target"] == 0.5 and isinstance(head["met"], bool)
+    assert head["input"] == "2x3x64x64" and head["target"] is None and head["below_target"] is None
     assert head["ratio_median"] == pytest.approx(results["timings"][0]["median_s"] / results["timings"][1]["median_s"])
-    assert head["met"] == (head["ratio_paired"] <= 0.5)
-    assert "## Headline" in render_markdown(results)
+    markdown = render_markdown(results)
+    assert "## Headline" in markdown and "segret-tiny/sdpa" in markdown.split("## Method")[0]
+    assert "target" not in markdown and "below" not in markdown
+
+
+def _headline_rows(tiny_times: list[float], reference_times: list[float]) -> list[dict]:
+    """Two timing rows as `measure_inference` makes them, then `add_ratios`, as `run_headline` does."""
+    rows = []
+    for model, name, times in (("segret-tiny/sdpa", "tiny", tiny_times), ("segformer-b2", "b2", reference_times)):
+        family = model.split("-")[0]
+        rows.append(
+            {
+                "model": model, "family": family, "name": name, "implementation": "sdpa", "compiled": False,
+                "phase": "headline", "size": "512x512", "batch_size": 2, "status": "ok", "first_call_s": 1.0,
+                "min_s": min(times), "median_s": sorted(times)[len(times) // 2], "times_s": times,
+            }
+        )  # fmt: skip
+    suite.add_ratios(rows)
+    return rows
+
+
+def test_headline_target_compares_the_paired_ratio_only_when_given() -> None:
+    # Per-round ratios 0.4, 0.5, 0.6: paired 0.5; medians 2.0 / 4.0 = 0.5; minima 1.0 / 2.0 = 0.5.
+    rows = _headline_rows([1.0, 2.0, 3.0], [2.5, 4.0, 5.0])
+    assert suite.headline_summary(rows)["ratio_paired"] == pytest.approx(0.5)
+    assert suite.headline_summary(rows)["below_target"] is None
+    assert suite.headline_summary(rows, target=0.6)["below_target"] is True
+    assert suite.headline_summary(rows, target=0.5)["below_target"] is False  # "below" is strict
+    assert suite.headline_summary(rows, target=0.45)["below_target"] is False
+    # The paired ratio decides, not the medians: medians give 1.0 / 3.0, the rounds 0.8, 0.25 and 0.8.
+    rows = _headline_rows([0.8, 1.0, 2.4], [1.0, 4.0, 3.0])
+    head = suite.headline_summary(rows, target=0.5)
+    assert head["ratio_median"] == pytest.approx(1 / 3) and head["ratio_paired"] == pytest.approx(0.8)
+    assert head["below_target"] is False
+    text = _headline_text({"timings": rows, "headline": head})
+    assert "segret-tiny/sdpa 800 / 1000 ms (min / median)" in text and "segformer-b2 1000 / 3000 ms" in text
+    assert text.endswith("The per-round ratio is not below `--target 0.5`.")
+    text = _headline_text({"timings": rows, "headline": suite.headline_summary(rows, target=0.9)})
+    assert text.endswith("The per-round ratio is below `--target 0.9`.")
+    assert "target" not in _headline_text({"timings": rows, "headline": suite.headline_summary(rows)})
+
+
+def test_cli_target_needs_quick_and_a_positive_ratio() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["--quick"]).target is None
+    assert parser.parse_args(["--quick", "--target", "0.5"]).target == 0.5
+    cli._resolve(parser.parse_args(["--device", "cpu", "--quick", "--target", "0.5"]), parser)
+    for argv in (["--device", "cpu", "--target", "0.5"], ["--device", "cpu", "--quick", "--target", "0"]):
+        with pytest.raises(SystemExit):
+            cli._resolve(parser.parse_args(argv), parser)
 
 
 def test_cli_defaults_follow_the_device_and_reject_half_precision_on_cpu() -> None:

@@ -40,15 +40,15 @@ def describe_device(device: torch.device) -> dict[str, Any]:
 
 
 def device_slug(description: dict[str, Any]) -> str:
-    """Short file-name-safe device name, e.g. `cpu-amd-epyc-2t` or `cuda-nvidia-h100-80gb-hbm3`."""
+    """Short file-name-safe device name: `cpu-<threads>t` (`cpu-2t`) or `cuda-<gpu>` (`cuda-nvidia-h100-80gb-hbm3`).
+
+    The CPU model is left out of the name (it is recorded inside each result file): on a CPU, the thread count is
+    what changes the figures from one run configuration to the next.
+    """
     if description["type"] == "cuda":
-        name = description["gpu_name"]
-        suffix = ""
-    else:
-        name = description["cpu_model"]
-        suffix = f"-{description['torch_threads']}t"
-    words = "".join(c if c.isalnum() else " " for c in name.lower()).split()
-    return "-".join([description["type"], *words]) + suffix
+        words = "".join(c if c.isalnum() else " " for c in description["gpu_name"].lower()).split()
+        return "-".join(["cuda", *words])
+    return f"{description['type']}-{description['torch_threads']}t"
 
 
 def load_average() -> list[float] | None:
@@ -62,8 +62,8 @@ def load_average() -> list[float] | None:
 def cpu_pressure() -> dict[str, float] | None:
     """Linux PSI 'some' CPU pressure (% of time runnable tasks waited for a CPU, over 10 s / 60 s / 300 s).
 
-    A better witness of contention than the load average: runs on this project's shared 2-core machine were
-    up to 5x slower with two threads while it was high (see benchmarks/README.md).
+    A better witness of contention than the load average: on a shared 2-core machine, two-thread runs were up
+    to 5x slower while it was high (see benchmarks/README.md, "Noise").
     """
     try:
         with open("/proc/pressure/cpu", encoding="utf-8") as handle:

@@ -42,7 +42,7 @@ def _environment_lines(results: dict[str, Any]) -> list[str]:
         f"- torch {env['torch']}, transformers {env['transformers']}, Python {env['python']}",
         f"- Settings: {', '.join(f'{k}={v}' for k, v in settings.items())}",
         f"- Command: `{env['command']}`",
-        f"- Machine load at start / end: {_load(env, 'start')} / {_load(env, 'end')}",
+        f"- Machine load at start: {_load(env, 'start')}; at end: {_load(env, 'end')}",
     ]
 
 
@@ -134,21 +134,33 @@ def _memory_section(memory: list[dict[str, Any]]) -> list[str]:
     return [f"## Memory, batch 1 ({metric}, fresh subprocess per row)", "", *_table(header, rows), ""]
 
 
+def _headline_text(results: dict[str, Any]) -> str:
+    """Both models' times and the three ratios; a comparison with a target only when the run was given one."""
+    head = results["headline"]
+    rows = {row["model"]: row for row in results["timings"]}
+
+    def times(model: str) -> str:
+        row = rows.get(model)
+        if row is None or row["status"] != "ok":
+            return f"{model} {row['status'] if row else 'not run'}"
+        return f"{model} {_num(row['min_s'], 0, 1e3)} / {_num(row['median_s'], 0, 1e3)} ms (min / median)"
+
+    text = (
+        f"Forward at {head['input']}: {times(head['model'])}, {times(head['reference'])}. Time ratio "
+        f"{_num(head['ratio_median'])} (medians), {_num(head['ratio_min'])} (minima), "
+        f"{_num(head['ratio_paired'])} (median of per-round ratios)."
+    )
+    if head.get("target") is not None and head.get("below_target") is not None:
+        relation = "below" if head["below_target"] else "not below"
+        text += f" The per-round ratio is {relation} `--target {head['target']:g}`."
+    return text
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The whole result document as markdown: environment, method, then one table per measurement."""
     lines = ["# SegRet benchmark results", "", *_environment_lines(results), ""]
     if "headline" in results:
-        head = results["headline"]
-        verdict = "met" if head["met"] else "NOT met"
-        lines += [
-            "## Headline",
-            "",
-            f"{head['model']} vs {head['reference']}, forward at {head['input']}: time ratio "
-            f"{_num(head['ratio_median'])} (medians), {_num(head['ratio_min'])} (minima), "
-            f"{_num(head['ratio_paired'])} (median of per-round ratios); "
-            f"target ≤ {head['target']:.2f} (judged on the per-round ratio): **{verdict}**.",
-            "",
-        ]
+        lines += ["## Headline", "", _headline_text(results), ""]
     lines += ["## Method", ""]
     lines += [f"- {_METHOD_TITLES[name]}: {text}" for name, text in results["method"].items()]
     lines += [
@@ -166,11 +178,19 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def result_stem(results: dict[str, Any], tag: str) -> str:
+    """`<device>_<tag>`, e.g. `cpu-2t_quick`: one file pair per device and configuration, rewritten by each run.
+
+    No date in the name: the date, the machine and the command are recorded inside the file, and earlier runs of
+    a configuration are in the repository's history.
+    """
+    return f"{device_slug(results['environment']['device'])}_{tag}"
+
+
 def write_results(results: dict[str, Any], output_dir: Path, tag: str) -> tuple[Path, Path]:
-    """Write `<date>_<device>_<tag>.json` and `.md` under `output_dir`; returns both paths."""
+    """Write `<device>_<tag>.json` and `.md` under `output_dir`; returns both paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    date = results["environment"]["date"][:10]
-    stem = f"{date}_{device_slug(results['environment']['device'])}_{tag}"
+    stem = result_stem(results, tag)
     json_path, markdown_path = output_dir / f"{stem}.json", output_dir / f"{stem}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     markdown_path.write_text(render_markdown(results) + "\n", encoding="utf-8")
