@@ -164,6 +164,26 @@ def window_positions(length: int, window: int, stride: int) -> list[tuple[int, i
     return positions
 
 
+def load_model_and_processor(
+    model_name_or_path: str, image_processor_kwargs: Mapping[str, Any] | None = None
+) -> tuple[PreTrainedModel, Any]:
+    """The segmentation model and image processor saved in a folder or Hub id, both required.
+
+    A local folder's files are checked first, so a truncated or damaged one is named instead of failing inside
+    the loader; a missing image processor is named with the way to save one.
+    """
+    if Path(model_name_or_path).is_dir():
+        check_weight_files(model_name_or_path)
+    try:
+        image_processor = AutoImageProcessor.from_pretrained(model_name_or_path, **(image_processor_kwargs or {}))
+    except OSError as error:
+        raise OSError(
+            f"Could not load an image processor from {model_name_or_path!r}: {error}\nSave one next to the "
+            "model with `SegRetImageProcessor(...).save_pretrained(folder)`."
+        ) from error
+    return AutoModelForSemanticSegmentation.from_pretrained(model_name_or_path), image_processor
+
+
 class SegmentationInferencer:
     """Runs a semantic-segmentation model under an :class:`InferenceProtocol`, in batches.
 
@@ -213,21 +233,9 @@ class SegmentationInferencer:
         """Load model and image processor from a folder or Hub id (both must be saved there).
 
         `image_processor_kwargs` override the saved processor settings, e.g. `{"size_divisor": None}` to
-        evaluate a model saved with aligned resizing without it. A local folder's files are checked first, so a
-        truncated or damaged one is named instead of failing inside the loader.
+        evaluate a model saved with aligned resizing without it.
         """
-        if Path(model_name_or_path).is_dir():
-            check_weight_files(model_name_or_path)
-        try:
-            image_processor = AutoImageProcessor.from_pretrained(
-                model_name_or_path, **(image_processor_kwargs or {})
-            )
-        except OSError as error:
-            raise OSError(
-                f"Could not load an image processor from {model_name_or_path!r}: {error}\nSave one next to the "
-                "model with `SegRetImageProcessor(...).save_pretrained(folder)`."
-            ) from error
-        model = AutoModelForSemanticSegmentation.from_pretrained(model_name_or_path)
+        model, image_processor = load_model_and_processor(model_name_or_path, image_processor_kwargs)
         return cls(model, image_processor, protocol, batch_size=batch_size, device=device, dtype=dtype)
 
     @property
@@ -317,17 +325,21 @@ class SegmentationInferencer:
         return (summed / counts)[:, :height, :width]
 
 
-def parse_hw(text: str) -> tuple[int, int]:
-    """Parse `"512"` or `"512x1024"` / `"512,1024"` (height, width) from the command line."""
-    parts = text.lower().replace(",", "x").split("x")
+def parse_hw(text: str, flag: str | None = None) -> tuple[int, int]:
+    """Parse `"512"` or `"512x1024"` / `"512,1024"` (height, width) from the command line.
+
+    A ValueError otherwise, its message starting with `flag` (the option that gave `text`) when given.
+    """
+    parts = str(text).lower().replace(",", "x").split("x")
+    prefix = f"{flag}: " if flag else ""
     try:
         values = tuple(int(part) for part in parts)
     except ValueError:
-        raise ValueError(f"Expected N or HxW (e.g. 512 or 512x1024), got {text!r}.") from None
+        raise ValueError(f"{prefix}Expected N or HxW (e.g. 512 or 512x1024), got {text!r}.") from None
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or min(values) <= 0:
-        raise ValueError(f"Expected N or HxW with positive integers, got {text!r}.")
+        raise ValueError(f"{prefix}Expected N or HxW with positive integers, got {text!r}.")
     return values
 
 

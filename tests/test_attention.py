@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
 from segret_hf.attention_segret import RetentionBias, retention_attention, retention_decay
-from segret_hf.conversion import config_from_architecture, convert_checkpoint, load_original_checkpoint
+from segret_hf.conversion import config_from_architecture, convert, load_original_checkpoint
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "original_checkpoints"
 IMPLEMENTATIONS = ("eager", "sdpa", "flex_attention")
@@ -25,7 +25,7 @@ def fixture_models() -> dict[str, SegRetForSemanticSegmentation]:
     checkpoint = load_original_checkpoint(FIXTURES / "tiny_a_mmseg.pth")
     architecture = json.loads((FIXTURES / "tiny_a_architecture.json").read_text())
     return {
-        impl: convert_checkpoint(checkpoint, config_from_architecture(architecture), impl) for impl in IMPLEMENTATIONS
+        impl: convert(checkpoint, config_from_architecture(architecture), impl).model for impl in IMPLEMENTATIONS
     }
 
 

@@ -21,10 +21,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
-from segret_hf.conversion import (
-    file_sha256,
-    parse_image_size,
-)
+from segret_hf.cli.convert import image_size_argument
+from segret_hf.conversion import file_sha256
 from segret_hf.data.label_maps import parse_id2label_spec
 from segret_hf.data.label_sets import ADE20K_CLASSES
 from segret_hf.model_card import PAPER_MIOU, paper_miou, render_model_card
@@ -254,13 +252,13 @@ def test_id2label_overrides_meta_classes_and_sizes_the_processor(tmp_path):
     assert processor["size"] == {"height": 96, "width": 128}
 
 
-def test_parse_image_size():
-    assert parse_image_size("640") == {"height": 640, "width": 640}
-    assert parse_image_size("512x1024") == {"height": 512, "width": 1024}
-    assert parse_image_size(None) is None
+def test_image_size_argument():
+    assert image_size_argument("640") == {"height": 640, "width": 640}
+    assert image_size_argument("512x1024") == {"height": 512, "width": 1024}
+    assert image_size_argument(None) is None
     for bad in ("0", "512x", "axb", "1x2x3"):
         with pytest.raises(ValueError):
-            parse_image_size(bad)
+            image_size_argument(bad)
 
 
 # ------------------------------------------------------------------------------------------------------

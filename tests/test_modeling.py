@@ -25,7 +25,6 @@ from transformers.utils import logging as hf_logging
 
 import segret_hf
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor, SegRetModel
-from segret_hf.conversion import config_from_variant
 
 from helpers import SMALL_ARCHITECTURE
 
@@ -117,8 +116,6 @@ def test_config_rejects_impossible_networks(overrides, message):
 def test_unknown_variant_is_rejected():
     with pytest.raises(ValueError, match="Unknown SegRet variant 'huge'"):
         SegRetConfig.from_variant("huge")
-    with pytest.raises(ValueError, match="Unknown SegRet variant 'huge'"):
-        config_from_variant("huge")
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 
 from helpers import write_parquet_dataset
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
-from segret_hf.conversion import _rename_backbone_key, _rename_head_key, original_parameter_name
+from segret_hf.conversion.keys import original_parameter_name, rename_backbone_key, rename_head_key
 from segret_hf.data.presets import get_preset
 from segret_hf.data.recipes import PARAMWISE_REGIMES
 from segret_hf.training.optim import REGIMES, parameter_groups
@@ -76,9 +76,9 @@ def test_original_names_invert_the_converter() -> None:
         for name, _ in model.named_parameters():
             original = original_parameter_name(name)
             if original.startswith("backbone."):
-                assert "segret." + _rename_backbone_key(original.removeprefix("backbone.")) == name
+                assert "segret." + rename_backbone_key(original.removeprefix("backbone.")) == name
             else:
-                assert _rename_head_key(original) == name
+                assert rename_head_key(original) == name
     with pytest.raises(ValueError, match="not a SegRet parameter"):
         original_parameter_name("decode_head.extra.weight")
 

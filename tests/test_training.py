@@ -26,7 +26,7 @@ from segret_hf import SegRetForSemanticSegmentation, SegRetImageProcessor
 from segret_hf.conversion import (
     CheckpointConversionError,
     config_from_architecture,
-    convert_checkpoint,
+    convert,
     load_original_checkpoint,
 )
 from segret_hf.data.presets import get_preset
@@ -291,12 +291,12 @@ def test_preset_label_mappings() -> None:
 
 def test_backbone_from_folder_and_original_checkpoint(tmp_path: Path, tiny_model: Path) -> None:
     backbone = SegRetForSemanticSegmentation.from_pretrained(tiny_model).segret.state_dict()
-    model = build_model(ModelArguments(backbone_checkpoint=str(tiny_model)), {0: "a", 1: "b"})
+    model = build_model({0: "a", 1: "b"}, backbone_checkpoint=str(tiny_model))
     assert model.config.num_labels == 2 and model.config.hidden_sizes == [8, 16, 24, 32]
     for key, value in model.segret.state_dict().items():
         torch.testing.assert_close(value, backbone[key])
     with pytest.raises(ModelSetupError, match="another architecture"):
-        build_model(ModelArguments(model_variant="tiny", backbone_checkpoint=str(tiny_model)), {0: "a", 1: "b"})
+        build_model({0: "a", 1: "b"}, "tiny", backbone_checkpoint=str(tiny_model))
 
     if not FIXTURES.is_dir():
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
@@ -304,14 +304,13 @@ def test_backbone_from_folder_and_original_checkpoint(tmp_path: Path, tiny_model
     config = config_from_architecture(architecture, num_labels=2)
     SegRetForSemanticSegmentation(config).save_pretrained(tmp_path / "fixture_arch")
     rmt = str(FIXTURES / "tiny_a_rmt_imagenet.pth")
-    model = build_model(ModelArguments(model_name_or_path=str(tmp_path / "fixture_arch"), backbone_checkpoint=rmt),
-                        {0: "a", 1: "b", 2: "c"})  # fmt: skip
-    expected = convert_checkpoint(load_original_checkpoint(rmt), config_from_architecture(architecture, num_labels=3))
+    model = build_model({0: "a", 1: "b", 2: "c"}, name_or_path=str(tmp_path / "fixture_arch"), backbone_checkpoint=rmt)
+    expected = convert(load_original_checkpoint(rmt), config_from_architecture(architecture, num_labels=3)).model
     for key, value in model.segret.state_dict().items():
         torch.testing.assert_close(value, expected.segret.state_dict()[key])
     assert model.config.num_labels == 3
     with pytest.raises(CheckpointConversionError):
-        build_model(ModelArguments(model_variant="tiny", backbone_checkpoint=rmt), {0: "a", 1: "b"})
+        build_model({0: "a", 1: "b"}, "tiny", backbone_checkpoint=rmt)
 
 
 def test_batch_norm_is_synchronised_across_gpu_processes_only(tiny_model: Path) -> None:

@@ -159,6 +159,12 @@ def _check_class_ids(id2label: dict[int, str], source: str) -> dict[int, str]:
     return id2label
 
 
+def config_label_fields(id2label: dict[int, str]) -> dict[str, Any]:
+    """`num_labels`, `id2label` and `label2id` for a model config (given only `id2label`, transformers leaves
+    `label2id` unset)."""
+    return {"num_labels": len(id2label), "id2label": id2label, "label2id": {name: i for i, name in id2label.items()}}
+
+
 def read_id2label_file(path: str | Path, what: str) -> dict[int, str]:
     """Class names from a JSON file, `{"0": "wall", ...}` or `["wall", ...]`, with ids exactly `0..N-1`.
 

@@ -6,28 +6,22 @@ classifier, which is re-initialised for the new classes.
 
 from __future__ import annotations
 
-import copy
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..checkpoint_files import check_weight_files
 from ..configuration_segret import PER_STAGE_FIELDS, SegRetConfig
-from ..conversion import RMT_IMAGENET_FORMAT, convert_checkpoint, load_original_checkpoint
+from ..conversion import convert, load_original_checkpoint
+from ..data.label_maps import config_label_fields
 from ..modeling_segret import SegRetForSemanticSegmentation, SegRetModel
-from .arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
 
 
 class ModelSetupError(ValueError):
     """The model arguments do not describe a network that can be built."""
-
-
-def _label_kwargs(id2label: dict[int, str]) -> dict[str, object]:
-    return {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
 
 
 def _check_local_folder(name_or_path: str) -> None:
@@ -47,7 +41,7 @@ def _from_pretrained(name_or_path: str, id2label: dict[int, str]) -> SegRetForSe
             name_or_path, config.num_labels, list(config.id2label.values())[:5], len(id2label),
         )
     model = SegRetForSemanticSegmentation.from_pretrained(
-        name_or_path, ignore_mismatched_sizes=not same_classes, **_label_kwargs(id2label)
+        name_or_path, ignore_mismatched_sizes=not same_classes, **config_label_fields(id2label)
     )
     if not same_classes and config.num_labels == len(id2label):
         model.decode_head.classifier.reset_parameters()  # same shape, other classes: start it afresh
@@ -61,8 +55,8 @@ def backbone_state_dict(checkpoint: str, config: SegRetConfig) -> dict[str, torc
     and decay buffers checked); a full SegRet mmseg checkpoint contributes only its backbone.
     """
     if Path(checkpoint).is_file():
-        original = replace(load_original_checkpoint(checkpoint), format=RMT_IMAGENET_FORMAT, head={})
-        return convert_checkpoint(original, copy.deepcopy(config)).segret.state_dict()
+        original = load_original_checkpoint(checkpoint).backbone_only()
+        return convert(original, config).model.segret.state_dict()
     _check_local_folder(checkpoint)
     backbone = SegRetModel.from_pretrained(checkpoint)
     # Weights cannot tell which stages are decomposed, so a converted backbone must agree with the model on
@@ -81,27 +75,33 @@ def backbone_state_dict(checkpoint: str, config: SegRetConfig) -> dict[str, torc
     return backbone.state_dict()
 
 
-def build_model(model_args: ModelArguments, id2label: dict[int, str]) -> SegRetForSemanticSegmentation:
-    """The model to train, with the dataset's classes in its config."""
-    backbone = model_args.backbone_checkpoint
-    if model_args.model_variant and model_args.model_name_or_path:
+def build_model(
+    id2label: dict[int, str],
+    variant: str | None = None,
+    name_or_path: str | None = None,
+    backbone_checkpoint: str | None = None,
+) -> SegRetForSemanticSegmentation:
+    """The model to train, with the dataset's classes in its config: a fresh `variant`, or the saved SegRet at
+    `name_or_path` to fine-tune, or one whose architecture a converted `backbone_checkpoint` folder gives; the
+    backbone then loads `backbone_checkpoint` when given."""
+    if variant and name_or_path:
         raise ModelSetupError(
             "Pass either --model_variant (fresh model) or --model_name_or_path (fine-tune), not both."
         )
-    if model_args.model_name_or_path:
-        model = _from_pretrained(model_args.model_name_or_path, id2label)
-    elif model_args.model_variant:
-        config = SegRetConfig.from_variant(model_args.model_variant, **_label_kwargs(id2label))
-        model = SegRetForSemanticSegmentation(config)
-    elif backbone and not Path(backbone).is_file():
+    if name_or_path:
+        model = _from_pretrained(name_or_path, id2label)
+    elif variant:
+        model = SegRetForSemanticSegmentation(SegRetConfig.from_variant(variant, **config_label_fields(id2label)))
+    elif backbone_checkpoint and not Path(backbone_checkpoint).is_file():
         # A converted backbone folder carries its architecture; only the decoder is new.
-        model = SegRetForSemanticSegmentation(SegRetConfig.from_pretrained(backbone, **_label_kwargs(id2label)))
+        config = SegRetConfig.from_pretrained(backbone_checkpoint, **config_label_fields(id2label))
+        model = SegRetForSemanticSegmentation(config)
     else:
         raise ModelSetupError(
             "Say which network to train: --model_variant {tiny,small,base,large} for a fresh model, "
             "--model_name_or_path to fine-tune a saved SegRet, or --backbone_checkpoint with a converted folder "
             "(an original .pth file needs --model_variant or --model_name_or_path for the architecture)."
         )
-    if backbone:
-        model.segret.load_state_dict(backbone_state_dict(backbone, model.config))
+    if backbone_checkpoint:
+        model.segret.load_state_dict(backbone_state_dict(backbone_checkpoint, model.config))
     return model

@@ -232,7 +232,10 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
     )
 
     set_seed(training_args.seed)
-    model = sync_batch_norm(build_model(model_args, id2label), training_args)
+    model = build_model(
+        id2label, model_args.model_variant, model_args.model_name_or_path, model_args.backbone_checkpoint
+    )
+    model = sync_batch_norm(model, training_args)
     if training_args.resume_from_checkpoint is not None:
         check_resume_architecture(training_args.resume_from_checkpoint, model)
     # Every process has passed the checks before the main one creates the output directory.
