@@ -2,8 +2,8 @@
 """Validation mIoU against training steps for SegRet trained from scratch, with and without augmentation.
 
 Every run is one `segret_hf.training.run` job (the Trainer, AdamW groups, poly schedule, gradient clipping
-and evaluation protocol of `scripts/train.py`), logging the loss and gradient norm of every step and
-evaluating every `--eval_steps`. The modes differ only in how training samples are prepared:
+(none by default) and evaluation protocol of `scripts/train.py`), logging the loss and gradient norm of every
+step and evaluating every `--eval_steps`. The modes differ only in how training samples are prepared:
 
 - `augmented`: `scripts/train.py` as shipped, the paper's augmentation (random rescale 0.5-2.0 around the
   train scale, category-balanced crop, flip, photometric distortion);
@@ -11,8 +11,8 @@ evaluating every `--eval_steps`. The modes differ only in how training samples a
   nearest neighbour), so the model trains on images like the validation ones;
 - `augmented-no-shrink`: the paper's augmentation with the rescale ratio drawn from 1.0-2.0 only
   (`--resize_ratio_range 1 2`): no image ends up smaller than the crop, so no crop is partly padding;
-- `augmented-no-clip`, `plain-no-clip`: as `augmented` / `plain` with `--max_grad_norm 0` (no gradient
-  clipping, as in the released configs; the Trainer clips at 1.0 unless told otherwise);
+- `augmented-no-clip`, `plain-no-clip`: as `augmented` / `plain` with `--max_grad_norm 0` passed explicitly
+  (no gradient clipping, as in the released configs and `scripts/train.py`'s default);
 - `augmented-warmup`: as `augmented` with `--warmup_steps 30` (mmcv's linear warmup from 1e-6 x lr).
 
 Datasets: `sample`, the street scenes shipped in `segret_hf/training/sample_data`, and `shapes`, generated
@@ -20,7 +20,7 @@ here (background, circle, square, triangle on noisy backgrounds, written in Hub 
 temporary folder, seeded).
 
     python benchmarks/learning_curve.py                       # 2 datasets x 2 modes x 300 steps
-    python benchmarks/learning_curve.py --datasets shapes --modes augmented-no-shrink --tag learning-curve-ablation
+    python benchmarks/learning_curve.py --datasets shapes --modes augmented-no-shrink --tag learning-curve-ablations
 
 Results: a table on stdout and `<device>_<tag>.json` / `.md` in `--output_dir` (default benchmarks/results).
 Learning curves count steps, not seconds, so a busy machine slows them down without changing them.
