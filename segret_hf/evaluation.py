@@ -242,45 +242,64 @@ def describe_failures(failures: list[SampleFailure], limit: int = 10) -> str:
     return text + (f"; ... and {len(failures) - limit} more" if len(failures) > limit else "")
 
 
-def evaluate(
-    model: str,
-    dataset_name: str,
-    split: str = "validation",
-    dataset_config_name: str | None = None,
-    dataset_preset: str | None = None,
-    image_column: str | None = None,
-    label_column: str | None = None,
-    do_reduce_labels: bool | None = None,
-    labels_are_train_ids: bool = False,
-    protocol: InferenceProtocol | None = None,
-    size_divisor: int | None = None,
-    dataset_revision: str | None = None,
-    batch_size: int = 1,
-    device: str | None = None,
-    dtype: str = "float32",
-    max_samples: int | None = None,
-    predictions_dir: str | Path | None = None,
-    num_saved_predictions: int = 0,
-    progress: bool = True,
-) -> EvaluationReport:
-    """Load `model` (folder or Hub id) and one split of `dataset_name`, check they fit, and evaluate.
+@dataclass(frozen=True)
+class EvaluationData:
+    """The rows to score and how their labels are read.
 
-    `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion
-    (see :class:`~segret_hf.data.label_maps.LabelMapping`) and the class list to check the model against;
-    explicit arguments override it. `do_reduce_labels=None` means "the preset's choice, else off".
-    `size_divisor` aligns the resized test images to its multiples (0: not at all); `None` takes the preset's
-    choice, else the model's image processor config (see :func:`size_divisor_override`).
-    `dataset_revision` is the Hub branch, tag or commit to read (e.g. `refs/convert/parquet`).
+    `preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion (see
+    :class:`~segret_hf.data.label_maps.LabelMapping`) and the class list to check the model against; the
+    other fields override it. `do_reduce_labels=None` means "the preset's choice, else off". `revision` is the
+    Hub branch, tag or commit to read (e.g. `refs/convert/parquet`); `max_samples` keeps the first rows only.
     """
-    preset = get_preset(dataset_preset) if dataset_preset else None
-    protocol = protocol or InferenceProtocol()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    dataset = load_split(dataset_name, split, dataset_config_name, dataset_revision)
-    image_column, label_column = resolve_columns(dataset.column_names, image_column, label_column, preset)
-    processor_overrides = size_divisor_override(size_divisor, preset)
+    name: str
+    split: str = "validation"
+    config_name: str | None = None
+    revision: str | None = None
+    preset: str | None = None
+    image_column: str | None = None
+    label_column: str | None = None
+    do_reduce_labels: bool | None = None
+    labels_are_train_ids: bool = False
+    max_samples: int | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How the model is run, and what is kept besides the metrics.
+
+    `size_divisor` aligns the resized test images to its multiples (0: not at all); `None` takes the
+    preset's choice, else the model's image processor config (see :func:`size_divisor_override`). With
+    `predictions_dir`, `image | label | prediction` strips of the first `num_saved_predictions` samples are
+    written there.
+    """
+
+    protocol: InferenceProtocol = field(default_factory=InferenceProtocol)
+    size_divisor: int | None = None
+    batch_size: int = 1
+    device: str | None = None
+    dtype: str = "float32"
+    predictions_dir: str | Path | None = None
+    num_saved_predictions: int = 0
+    progress: bool = True
+
+
+def evaluate(model: str, data: EvaluationData, options: EvaluationOptions | None = None) -> EvaluationReport:
+    """Load `model` (folder or Hub id) and the split `data` names, check that they fit, and evaluate."""
+    options = options or EvaluationOptions()
+    preset = get_preset(data.preset) if data.preset else None
+    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    dataset = load_split(data.name, data.split, data.config_name, data.revision)
+    image_column, label_column = resolve_columns(dataset.column_names, data.image_column, data.label_column, preset)
+    processor_overrides = size_divisor_override(options.size_divisor, preset)
     inferencer = SegmentationInferencer.from_pretrained(
-        model, protocol, batch_size=batch_size, device=device, dtype=dtype, image_processor_kwargs=processor_overrides
+        model,
+        options.protocol,
+        batch_size=options.batch_size,
+        device=device,
+        dtype=options.dtype,
+        image_processor_kwargs=processor_overrides,
     )
     used_size_divisor = getattr(inferencer.image_processor, "size_divisor", None)
     if processor_overrides and used_size_divisor != processor_overrides["size_divisor"]:
@@ -289,9 +308,9 @@ def evaluate(
             f"cannot be aligned to multiples of {processor_overrides['size_divisor']} (asked for by --size_divisor "
             "or the dataset preset). Pass --size_divisor 0 to evaluate without alignment."
         )
-    dataset_classes = dataset_id2label(dataset_name, dataset, label_column, dataset_revision)
+    dataset_classes = dataset_id2label(data.name, dataset, label_column, data.revision)
     check_label_compatibility(inferencer.id2label, dataset_classes, preset)
-    mapping = LabelMapping.for_dataset(inferencer.num_labels, preset, do_reduce_labels, labels_are_train_ids)
+    mapping = LabelMapping.for_dataset(inferencer.num_labels, preset, data.do_reduce_labels, data.labels_are_train_ids)
 
     report = evaluate_dataset(
         inferencer,
@@ -299,18 +318,18 @@ def evaluate(
         image_column,
         label_column,
         label_mapping=mapping,
-        max_samples=max_samples,
-        predictions_dir=predictions_dir,
-        num_saved_predictions=num_saved_predictions,
-        progress=progress,
+        max_samples=data.max_samples,
+        predictions_dir=options.predictions_dir,
+        num_saved_predictions=options.num_saved_predictions,
+        progress=options.progress,
     )
     report.metadata = {
         "model": model,
         "dataset": {
-            "name": dataset_name,
-            "config": dataset_config_name,
-            "revision": dataset_revision,
-            "split": split,
+            "name": data.name,
+            "config": data.config_name,
+            "revision": data.revision,
+            "split": data.split,
             "preset": preset.name if preset else None,
             "image_column": image_column,
             "label_column": label_column,
@@ -319,14 +338,14 @@ def evaluate(
             "num_rows": len(dataset),
         },
         "protocol": {
-            **protocol.to_dict(),
+            **options.protocol.to_dict(),
             "resize": dict(inferencer.image_processor.size),
             "size_divisor": used_size_divisor,
             "fusion": "softmax probabilities averaged at the label's original size",
             "ignore_index": mapping.ignore_index,
-            "batch_size": batch_size,
+            "batch_size": options.batch_size,
             "device": str(inferencer.device),
-            "dtype": dtype,
+            "dtype": options.dtype,
         },
     }
     return report

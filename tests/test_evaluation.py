@@ -16,7 +16,7 @@ from segret_hf.data.label_maps import dataset_id2label, reduce_labels
 from segret_hf.data.label_sets import CITYSCAPES
 from segret_hf.data.loading import load_split, resolve_columns
 from segret_hf.data.presets import get_preset
-from segret_hf.evaluation import check_label_compatibility, evaluate
+from segret_hf.evaluation import EvaluationData, EvaluationOptions, check_label_compatibility, evaluate
 from segret_hf.image_processing_segret import SegRetImageProcessor
 from segret_hf.inference import SegmentationInferencer, size_divisor_override
 
@@ -25,6 +25,7 @@ from helpers import load_script, save_model_folder, write_parquet_dataset
 NUM_LABELS = 5
 NUM_CITYSCAPES_CLASSES = 19
 SIZES = [(40, 56), (30, 70), (36, 36)]
+QUIET = EvaluationOptions(progress=False)
 ROOT = Path(__file__).resolve().parents[1]
 
 evaluate_script = load_script(ROOT / "scripts" / "evaluate.py")
@@ -148,10 +149,10 @@ def test_reduce_labels_end_to_end(model_dir: str, predictions: list[np.ndarray],
     stored = [p + 1 for p in predictions]  # ADE20K convention: 0 = unlabelled, classes from 1
     stored[1][:5] = 0
     dataset = write_dataset(tmp_path / "ade_like", stored)
-    report = evaluate(model_dir, dataset, do_reduce_labels=True, progress=False)
+    report = evaluate(model_dir, EvaluationData(dataset, do_reduce_labels=True), QUIET)
     assert report.metrics["mean_iou"] == 1.0
     with pytest.raises(ValueError, match=r"Sample [0-2] has label values \[5\].*--do_reduce_labels"):
-        evaluate(model_dir, dataset, progress=False)
+        evaluate(model_dir, EvaluationData(dataset), QUIET)
     assert reduce_labels(np.array([0, 1, 5, 255])).tolist() == [255, 0, 4, 255]
 
 
@@ -166,11 +167,11 @@ def test_preset_lookup_table_converts_raw_cityscapes_ids(tmp_path: Path) -> None
     raw_labels = [train_to_raw[p] for p in predictions]
     raw_labels[0][:6] = 0  # "unlabeled" -> ignored
     dataset = write_dataset(tmp_path / "raw_ids", raw_labels)
-    report = evaluate(model, dataset, dataset_preset="cityscapes", progress=False)
+    report = evaluate(model, EvaluationData(dataset, preset="cityscapes"), QUIET)
     assert report.metrics["mean_iou"] == 1.0
     assert report.metadata["dataset"]["labels"] == "preset lookup table (raw ids -> train ids)"
     with pytest.raises(ValueError, match=r"outside the model's class ids \[0, 18\].*read as stored"):
-        evaluate(model, dataset, dataset_preset="cityscapes", labels_are_train_ids=True, progress=False)
+        evaluate(model, EvaluationData(dataset, preset="cityscapes", labels_are_train_ids=True), QUIET)
 
 
 def test_unreadable_image_is_reported_with_its_index(
@@ -189,7 +190,7 @@ def test_unreadable_image_is_reported_with_its_index(
 def test_class_count_mismatch_is_refused(tmp_path: Path, model_dir: str, predictions: list[np.ndarray]) -> None:
     dataset = write_dataset(tmp_path / "four", predictions, id2label={i: f"c{i}" for i in range(4)})
     with pytest.raises(ValueError, match="predicts 5 classes but the dataset's id2label has 4"):
-        evaluate(model_dir, dataset, progress=False)
+        evaluate(model_dir, EvaluationData(dataset), QUIET)
     with pytest.raises(ValueError, match="predicts 5 classes but dataset preset 'cityscapes' has 19"):
         check_label_compatibility({i: str(i) for i in range(NUM_LABELS)}, preset=get_preset("cityscapes"))
 
@@ -198,9 +199,9 @@ def test_unknown_split_and_column_are_named(
     tmp_path: Path, capsys: pytest.CaptureFixture, model_dir: str, perfect_dataset: str
 ) -> None:
     with pytest.raises(ValueError, match="Unknown split 'test'"):
-        evaluate(model_dir, perfect_dataset, split="test", progress=False)
+        evaluate(model_dir, EvaluationData(perfect_dataset, split="test"), QUIET)
     with pytest.raises(ValueError, match="Unknown label column 'segmentation'.*'annotation'"):
-        evaluate(model_dir, perfect_dataset, label_column="segmentation", progress=False)
+        evaluate(model_dir, EvaluationData(perfect_dataset, label_column="segmentation"), QUIET)
     status, _ = _run_cli(tmp_path, model_dir, perfect_dataset, "--image_column_name", "pixels")
     assert status == 2 and "Unknown image column 'pixels'" in capsys.readouterr().err
 
@@ -208,10 +209,10 @@ def test_unknown_split_and_column_are_named(
 def test_misaligned_and_colour_labels_are_refused(tmp_path: Path, model_dir: str) -> None:
     misaligned = write_dataset(tmp_path / "misaligned", [np.zeros((h + 1, w), np.uint8) for h, w in SIZES])
     with pytest.raises(ValueError, match=r"Sample 0: the image is \(40, 56\).*\(41, 56\)"):
-        evaluate(model_dir, misaligned, progress=False)
+        evaluate(model_dir, EvaluationData(misaligned), QUIET)
     colour = write_dataset(tmp_path / "colour", [np.zeros((h, w, 3), np.uint8) for h, w in SIZES])
     with pytest.raises(ValueError, match="label of sample 0 is a 'RGB' image"):
-        evaluate(model_dir, colour, progress=False)
+        evaluate(model_dir, EvaluationData(colour), QUIET)
 
 
 def test_save_to_disk_folders_and_column_candidates(tmp_path: Path, perfect_dataset: str) -> None:
@@ -269,7 +270,9 @@ def test_size_divisor_needs_a_processor_that_supports_it(tmp_path: Path, model_d
     segformer_processed = tmp_path / "segformer_processor"
     shutil.copytree(model_dir, segformer_processed)
     SegformerImageProcessor(size={"height": 32, "width": 32}).save_pretrained(segformer_processed)
+    aligned = EvaluationOptions(size_divisor=32, progress=False)
     with pytest.raises(ValueError, match="SegformerImageProcessor has no size_divisor.*--size_divisor 0"):
-        evaluate(str(segformer_processed), perfect_dataset, size_divisor=32, progress=False)
-    report = evaluate(str(segformer_processed), perfect_dataset, size_divisor=0, max_samples=1, progress=False)
+        evaluate(str(segformer_processed), EvaluationData(perfect_dataset), aligned)
+    options = EvaluationOptions(size_divisor=0, progress=False)
+    report = evaluate(str(segformer_processed), EvaluationData(perfect_dataset, max_samples=1), options)
     assert report.metadata["protocol"]["size_divisor"] is None

@@ -20,6 +20,7 @@ import PIL.Image
 import pytest
 import scipy.io
 
+from segret_hf.cli.evaluate import build_parser as build_evaluation_parser
 from segret_hf.data.label_maps import LabelMapping, label_map_array
 from segret_hf.data.loading import DatasetScriptError, load_split
 from segret_hf.data.preparation import LAYOUTS
@@ -561,7 +562,7 @@ def test_dataset_revision_reaches_load_dataset(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(FileNotFoundError):
         load_split("scene_parse_150", "validation", "scene_parsing", revision="refs/convert/parquet")
     assert seen["revision"] == "refs/convert/parquet"
-    assert evaluate_script.build_parser().parse_args(
+    assert build_evaluation_parser().parse_args(
         ["--model", "m", "--dataset_name", "d", "--dataset_revision", "refs/convert/parquet"]
     ).dataset_revision == "refs/convert/parquet"
 

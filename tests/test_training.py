@@ -29,11 +29,12 @@ from segret_hf.conversion import (
     convert,
     load_original_checkpoint,
 )
+from segret_hf.data.label_maps import LabelMapping
 from segret_hf.data.presets import get_preset
-from segret_hf.evaluation import evaluate
-from segret_hf.training.arguments import DataArguments, ModelArguments, SizeArguments, parse_arguments
+from segret_hf.evaluation import EvaluationData, EvaluationOptions, evaluate
+from segret_hf.training.arguments import SizeArguments, parse_arguments
 from segret_hf.training.collate import SegmentationCollator
-from segret_hf.training.data import SegmentationDataError, label_mapping
+from segret_hf.training.data import SegmentationDataError
 from segret_hf.training.models import ModelSetupError, build_model
 from segret_hf.training.resume import ResumeCheckpointError
 from segret_hf.training.run import OutputDirectoryError, main, sync_batch_norm
@@ -185,7 +186,7 @@ def test_two_processes_train_with_ddp_and_gather_metrics_exactly(
     state = json.loads((output / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and state["epoch"] == pytest.approx(2 / 1), "8 rows / (2 x 4) = 1 step per epoch"
     metrics = json.loads((output / "eval_results.json").read_text())
-    report = evaluate(str(output), str(scenes), max_samples=3, progress=False)
+    report = evaluate(str(output), EvaluationData(str(scenes), max_samples=3), EvaluationOptions(progress=False))
     assert metrics["eval_mean_iou"] == pytest.approx(report.metrics["mean_iou"], abs=1e-6)
     assert metrics["eval_overall_accuracy"] == pytest.approx(report.metrics["overall_accuracy"], abs=1e-6)
 
@@ -257,13 +258,13 @@ def test_recipe_defaults_apply_only_to_unset_flags(tmp_path: Path, monkeypatch: 
     config.write_text(json.dumps({"output_dir": "o", "dataset_preset": "coco-stuff", "learning_rate": 3e-4}))
     parsed = parse_arguments([str(config)])
     assert (parsed.training.learning_rate, parsed.training.max_steps) == (3e-4, 80_000)
-    assert parsed.data.dataset_preset == "coco-stuff" and parsed.training.warmup_steps == 1500  # tiny's recipe
+    assert parsed.dataset.dataset_preset == "coco-stuff" and parsed.training.warmup_steps == 1500  # tiny's recipe
 
 
 def test_sample_dataset_brings_cpu_sized_defaults() -> None:
     parsed = parse_arguments(["--model_variant", "tiny", "--output_dir", "o"])
     args = parsed.training
-    assert Path(parsed.data.dataset_name) == SAMPLE_DATASET_DIR and parsed.sizes.crop_size == (96, 96)
+    assert Path(parsed.dataset.dataset_name) == SAMPLE_DATASET_DIR and parsed.sizes.crop_size == (96, 96)
     assert (args.max_steps, args.learning_rate, args.eval_strategy.value, parsed.output.prediction_overlays) == (
         150, 3e-4, "steps", 2,
     )
@@ -273,19 +274,19 @@ def test_sample_dataset_brings_cpu_sized_defaults() -> None:
 
 
 def test_preset_label_mappings() -> None:
-    cityscapes = label_mapping(DataArguments(), get_preset("cityscapes"), 19)
+    cityscapes = LabelMapping.for_dataset(19, get_preset("cityscapes"), None)
     raw = np.array([[0, 7, 26, 33], [255, 24, 8, 1]])
     assert cityscapes(raw).tolist() == [[255, 0, 13, 18], [255, 11, 1, 255]]
-    trusted = label_mapping(DataArguments(labels_are_train_ids=True), get_preset("cityscapes"), 19)
+    trusted = LabelMapping.for_dataset(19, get_preset("cityscapes"), None, labels_are_train_ids=True)
     assert trusted(raw).tolist() == raw.tolist()
 
-    ade = label_mapping(DataArguments(), get_preset("ade20k"), 150)
+    ade = LabelMapping.for_dataset(150, get_preset("ade20k"), None)
     assert ade(np.array([0, 1, 150, 255])).tolist() == [255, 0, 149, 255]
 
-    coco = label_mapping(DataArguments(), get_preset("coco-stuff"), 171)
+    coco = LabelMapping.for_dataset(171, get_preset("coco-stuff"), None)
     assert coco(np.array([0, 11, 12, 181, 182, 255])).tolist() == [0, 255, 11, 170, 255, 255]
 
-    plain = label_mapping(DataArguments(do_reduce_labels=True), None, 3)
+    plain = LabelMapping.for_dataset(3, None, True)
     assert plain(np.array([0, 1, 3])).tolist() == [255, 0, 2]
 
 

@@ -137,14 +137,19 @@ def convert_checkpoint_file(args: ConversionArguments) -> None:
         print(f"Uploaded to the Hub: {hub_url}")
 
 
+def build_parser() -> HfArgumentParser:
+    """The parser of `segret-convert`'s options (`ConversionArguments`)."""
+    return HfArgumentParser(ConversionArguments, description=__doc__)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the conversion; returns the process exit status (1 on a rejected checkpoint or arguments)."""
-    parser = HfArgumentParser(ConversionArguments, description=__doc__)
+    parser = build_parser()
     (args,) = parser.parse_args_into_dataclasses(argv)
     if (args.variant is None) == (args.architecture is None):
         parser.error("pass exactly one of --variant and --architecture.")
     try:
         convert_checkpoint_file(args)
     except (CheckpointConversionError, FileExistsError, FileNotFoundError, ValueError) as error:
-        return report_error(error, 1, "\nNothing was written.")
+        return report_error(f"{error}\nNothing was written.", 1)
     return 0

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 
 
-def report_error(error: BaseException, status: int, note: str = "") -> int:
-    """Print `error: <message><note>` on stderr and return `status`, the command's exit status."""
-    print(f"error: {error}{note}", file=sys.stderr)
+def report_error(message: object, status: int) -> int:
+    """Print `error: <message>` (an exception's message, or a text) on stderr and return `status`, the command's
+    exit status."""
+    print(f"error: {message}", file=sys.stderr)
     return status

@@ -18,23 +18,22 @@ import logging
 import math
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from ..cli.dataset_arguments import DatasetArguments
 from ..configuration_segret import SEGRET_VARIANTS, SegRetConfig
-from ..data.presets import DATASET_PRESETS, DatasetPreset, get_preset
+from ..data.presets import get_preset
 from ..data.recipes import DEFAULT_RECIPE, PARAMWISE_REGIMES, TrainingRecipe
 from ..inference import parse_hw
 from .loader_defaults import data_loader_defaults
 from .sample_data import SAMPLE_DATASET_DIR, SAMPLE_JOB_DEFAULTS
 
 logger = logging.getLogger(__name__)
-
-PRESET_CHOICES = (*DATASET_PRESETS, "coco-stuff-10k")
 
 
 @dataclass
@@ -63,50 +62,13 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    """Which data to train on and how to read it."""
+    """How the training run uses its dataset (which one, and how its labels are read: `DatasetArguments`)."""
 
-    dataset_name: str = field(
-        default=str(SAMPLE_DATASET_DIR),
-        metadata={
-            "help": "Hub dataset id, local folder in Hub layout (data/train-*.parquet, ...) or save_to_disk "
-            "folder. Defaults to the small synthetic dataset shipped with segret_hf, which also brings CPU-sized "
-            "defaults (96-pixel crops, 150 steps, evaluation every 50, 2 prediction pictures)."
-        },
-    )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration (Hub)."})
-    dataset_revision: str | None = field(
-        default=None,
-        metadata={
-            "help": "Hub branch, tag or commit of the dataset, e.g. refs/convert/parquet (the Hub's parquet export "
-            "of datasets that are loading scripts, such as scene_parse_150)."
-        },
-    )
-    dataset_preset: str | None = field(
-        default=None,
-        metadata={
-            "help": "Apply this dataset's facts (classes, label mapping, test resize) and the configuration released "
-            "for it and the model variant (optimiser, schedule, batch, iterations, crop, scales).",
-            "choices": list(PRESET_CHOICES),
-        },
-    )
-    image_column_name: str | None = field(default=None, metadata={"help": "Column holding the images."})
-    label_column_name: str | None = field(default=None, metadata={"help": "Column holding the label maps."})
     id2label: str | None = field(
         default=None,
         metadata={
             "help": 'Class names: a JSON file ({"0": "sky", ...} or a list) or a built-in label set (ade20k, '
             "cityscapes, coco-stuff, coco-stuff-10k)."
-        },
-    )
-    do_reduce_labels: bool | None = field(
-        default=None,
-        metadata={"help": "Map label 0 to 255 (ignored) and every other label l to l - 1 (ADE20K-style)."},
-    )
-    labels_are_train_ids: bool = field(
-        default=False,
-        metadata={
-            "help": "The label maps already hold train ids (e.g. Cityscapes *_labelTrainIds.png): skip the "
-            "preset's raw-id lookup table."
         },
     )
     crop_size: str | None = field(
@@ -200,25 +162,17 @@ class SizeArguments:
     test_scale: tuple[int, int]
 
 
-def parse_size(text: str, what: str) -> tuple[int, int]:
-    """`"512"` -> (512, 512); `"512x1024"` -> (512, 1024); a ValueError naming the flag otherwise."""
-    try:
-        return parse_hw(str(text))
-    except ValueError as error:
-        raise ValueError(f"--{what}: {error}") from error
-
-
 def resolve_sizes(data_args: DataArguments, recipe: TrainingRecipe) -> SizeArguments:
     """Crop and resize scales from the flags, else the recipe; scales follow a crop given without them."""
-    crop = parse_size(data_args.crop_size, "crop_size") if data_args.crop_size is not None else recipe.crop_size
+    crop = parse_hw(data_args.crop_size, "--crop_size") if data_args.crop_size is not None else recipe.crop_size
     if data_args.train_scale is not None:
-        train_scale = parse_size(data_args.train_scale, "train_scale")
+        train_scale = parse_hw(data_args.train_scale, "--train_scale")
     elif data_args.crop_size is None:
         train_scale = recipe.train_scale
     else:  # the ADE20K ratio: crop 512 -> scale (2048, 512)
         train_scale = (4 * max(crop), max(crop))
     if data_args.test_scale is not None:
-        test_scale = parse_size(data_args.test_scale, "test_scale")
+        test_scale = parse_hw(data_args.test_scale, "--test_scale")
     elif data_args.crop_size is None and data_args.train_scale is None:
         test_scale = recipe.test_scale
     else:
@@ -239,43 +193,49 @@ def recipe_variant(model_args: ModelArguments) -> str | None:
     return None
 
 
-def base_recipe(model_args: ModelArguments, data_args: DataArguments) -> TrainingRecipe:
+def base_recipe(model_args: ModelArguments, dataset_preset: str | None) -> TrainingRecipe:
     """The released recipe of the preset and variant, or the generic one without a preset."""
-    if data_args.dataset_preset is None:
+    if dataset_preset is None:
         return DEFAULT_RECIPE
     variant = recipe_variant(model_args)
     if variant is None:
-        logger.warning("The model is not a released variant: using the tiny recipe of %s.", data_args.dataset_preset)
-    return get_preset(data_args.dataset_preset).recipe(variant)
+        logger.warning("The model is not a released variant: using the tiny recipe of %s.", dataset_preset)
+    return get_preset(dataset_preset).recipe(variant)
 
 
-def preset_for(data_args: DataArguments) -> DatasetPreset | None:
-    """The dataset preset named by `--dataset_preset`, if any."""
-    return get_preset(data_args.dataset_preset) if data_args.dataset_preset is not None else None
+ARGUMENT_CLASSES = (ModelArguments, DatasetArguments, DataArguments, OutputArguments, RecipeArguments, TrainingArguments)
+"""The dataclasses of the training command line, in the order `parse_arguments` fills them."""
 
 
-def _parser() -> HfArgumentParser:
-    return HfArgumentParser((ModelArguments, DataArguments, OutputArguments, RecipeArguments, TrainingArguments))
+_NOT_GIVEN = object()
+"""What `_explicit_arguments` fills the namespace with before parsing: a flag that keeps it was not given."""
 
 
-def _explicit_arguments(parser: HfArgumentParser, argv: list[str]) -> dict[str, Any]:
-    """The values the user actually gave, from the command line or from a single JSON/YAML file."""
+def _explicit_arguments(argv: list[str]) -> dict[str, Any]:
+    """The values the user actually gave, from the command line or from a single JSON/YAML file.
+
+    On the command line, argparse applies no default to a destination that the namespace it fills already
+    holds, so a namespace pre-filled with a marker keeps exactly the flags not given, whatever their spelling
+    (`--flag value`, `--flag=value`, a bare boolean flag or its `--no_` form) and even when a given value
+    equals the default.
+    """
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
         text = Path(argv[0]).read_text(encoding="utf-8")
         return dict(json.loads(text) if argv[0].endswith(".json") else yaml.safe_load(text))
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-        action.required = False
-    return vars(parser.parse_args(argv))
+    names = [item.name for cls in ARGUMENT_CLASSES for item in fields(cls)]
+    unset = argparse.Namespace(**dict.fromkeys(names, _NOT_GIVEN))
+    namespace = HfArgumentParser(ARGUMENT_CLASSES).parse_args(argv, unset)
+    return {name: value for name, value in vars(namespace).items() if value is not _NOT_GIVEN}
 
 
 def default_values(
-    model_args: ModelArguments, data_args: DataArguments, explicit: dict[str, Any], world_size: int
+    model_args: ModelArguments, dataset_args: DatasetArguments, explicit: dict[str, Any], world_size: int
 ) -> dict[str, Any]:
-    """Values for every flag the user left unset: the recipe's, or (on the shipped sample dataset) CPU-sized
-    settings."""
-    recipe = base_recipe(model_args, data_args)
+    """Values for every flag the user left unset: the recipe's, or (on the shipped sample dataset, which is
+    the default) CPU-sized settings."""
+    recipe = base_recipe(model_args, dataset_args.dataset_preset)
     defaults: dict[str, Any] = {
+        "dataset_name": str(SAMPLE_DATASET_DIR),
         "learning_rate": recipe.learning_rate,
         "weight_decay": recipe.weight_decay,
         "adam_beta1": recipe.adam_betas[0],
@@ -296,13 +256,13 @@ def default_values(
         # SegRetTrainer runs "polynomial" as mmcv's poly schedule (segret_hf.training.schedule).
         defaults["lr_scheduler_type"] = "polynomial"
         defaults["lr_scheduler_kwargs"] = {"power": recipe.poly_power, "lr_end": recipe.min_learning_rate}
-    if data_args.dataset_preset is not None:
+    if dataset_args.dataset_preset is not None:
         defaults["max_steps"] = recipe.iterations
         accumulation = int(explicit.get("gradient_accumulation_steps", 1))
         # The released batch sizes are totals over 4 GPUs.
         per_device = math.ceil(recipe.total_batch_size / (world_size * accumulation))
         defaults["per_device_train_batch_size"] = max(1, per_device)
-    elif Path(data_args.dataset_name).resolve() == SAMPLE_DATASET_DIR:
+    elif Path(dataset_args.dataset_name or SAMPLE_DATASET_DIR).resolve() == SAMPLE_DATASET_DIR:
         defaults.update(SAMPLE_JOB_DEFAULTS)
     return {key: value for key, value in defaults.items() if key not in explicit}
 
@@ -359,6 +319,7 @@ class ParsedArguments:
     """Everything a training run is configured by, after defaults and overrides are applied."""
 
     model: ModelArguments
+    dataset: DatasetArguments
     data: DataArguments
     output: OutputArguments
     training: TrainingArguments
@@ -372,13 +333,16 @@ class ParsedArguments:
 def parse_arguments(argv: list[str] | None = None) -> ParsedArguments:
     """Parse the command line (or one JSON/YAML file) with the recipe's defaults filled in."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    explicit = _explicit_arguments(_parser(), argv)
-    own_parser = HfArgumentParser((ModelArguments, DataArguments))
-    model_args, data_args = own_parser.parse_dict(explicit, allow_extra_keys=True)
+    explicit = _explicit_arguments(argv)
+    model_args, dataset_args = HfArgumentParser((ModelArguments, DatasetArguments)).parse_dict(
+        explicit, allow_extra_keys=True
+    )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    values = {**default_values(model_args, data_args, explicit, world_size), **explicit}
-    model_args, data_args, output_args, recipe_args, training_args = _parser().parse_dict(values)
-    released = base_recipe(model_args, data_args)
+    values = {**default_values(model_args, dataset_args, explicit, world_size), **explicit}
+    model_args, dataset_args, data_args, output_args, recipe_args, training_args = HfArgumentParser(
+        ARGUMENT_CLASSES
+    ).parse_dict(values)
+    released = base_recipe(model_args, dataset_args.dataset_preset)
     sizes = resolve_sizes(data_args, released)
     recipe = effective_recipe(released, training_args, recipe_args, sizes)
-    return ParsedArguments(model_args, data_args, output_args, training_args, sizes, recipe, released)
+    return ParsedArguments(model_args, dataset_args, data_args, output_args, training_args, sizes, recipe, released)

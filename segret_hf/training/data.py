@@ -25,7 +25,6 @@ from ..data.label_maps import (
 )
 from ..data.loading import DatasetScriptError, load_split, resolve_columns
 from ..data.presets import DatasetPreset
-from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
@@ -55,33 +54,29 @@ class SplitSource:
         return text + (f", row {row}" if row is not None else "")
 
 
-def label_mapping(data_args: DataArguments, preset: DatasetPreset | None, num_labels: int) -> LabelMapping:
-    """The rule for this run: the flags first, then the preset's knowledge of its raw annotations.
-
-    It is evaluation's rule too (:meth:`LabelMapping.for_dataset`), so a model is trained and scored on the
-    same ids.
-    """
-    return LabelMapping.for_dataset(num_labels, preset, data_args.do_reduce_labels, data_args.labels_are_train_ids)
-
-
-def load_training_split(data_args: DataArguments, split: str, max_samples: int | None) -> Split:
-    """One split as a map-style Dataset (or an IterableDataset with `--streaming`), cut to `max_samples`.
+def load_training_split(
+    name: str,
+    split: str,
+    max_samples: int | None = None,
+    *,
+    config_name: str | None = None,
+    revision: str | None = None,
+    streaming: bool = False,
+    split_flag: str = "--train_split",
+) -> Split:
+    """One split as a map-style Dataset (or an IterableDataset when `streaming`), cut to `max_samples`.
 
     The row number is added as a column (not materialised with the images: an in-memory int column), so
     transforms applied with `with_transform` know which row they see. A stream reads the data files (Hub or
-    local Hub layout) as they are, without first copying them into the datasets cache.
+    local Hub layout) as they are, without first copying them into the datasets cache. A missing split is
+    named, with the flag (`split_flag`) that chooses it.
     """
-    name = data_args.dataset_name
     try:
-        dataset = load_split(
-            name, split, data_args.dataset_config_name, data_args.dataset_revision, streaming=data_args.streaming
-        )
+        dataset = load_split(name, split, config_name, revision, streaming=streaming)
     except DatasetScriptError as error:
         raise SegmentationDataError(str(error)) from error
     except ValueError as error:
-        raise SegmentationDataError(
-            f"{error} Choose the split with --{'train' if split == data_args.train_split else 'validation'}_split."
-        ) from error
+        raise SegmentationDataError(f"{error} Choose the split with {split_flag}.") from error
     if isinstance(dataset, datasets.IterableDataset):
         return dataset if max_samples is None else dataset.take(max_samples)
     if max_samples is not None:
@@ -119,19 +114,23 @@ def resolve_id2label(
 
 
 def resolve_split_columns(
-    data_args: DataArguments, preset: DatasetPreset | None, dataset: Split, split: str
+    name: str,
+    split: str,
+    dataset: Split,
+    preset: DatasetPreset | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> SplitSource:
-    """Find the image and label columns and check their feature types (when the dataset declares them)."""
-    columns = [name for name in (dataset.column_names or []) if name != INDEX_COLUMN]
+    """Find the image and label columns (the ones named, else the preset's or common names) and check their
+    feature types (when the dataset declares them)."""
+    columns = [column for column in (dataset.column_names or []) if column != INDEX_COLUMN]
     if not columns:  # a streamed dataset without declared features: look at the first row
-        columns = [name for name in next(iter(dataset)) if name != INDEX_COLUMN]
+        columns = [column for column in next(iter(dataset)) if column != INDEX_COLUMN]
     try:
-        image_column, label_column = resolve_columns(
-            columns, data_args.image_column_name, data_args.label_column_name, preset
-        )
+        image_column, label_column = resolve_columns(columns, image_column, label_column, preset)
     except ValueError as error:
-        raise SegmentationDataError(f"Dataset {data_args.dataset_name!r}, split {split!r}: {error}") from error
-    source = SplitSource(data_args.dataset_name, split, image_column, label_column)
+        raise SegmentationDataError(f"Dataset {name!r}, split {split!r}: {error}") from error
+    source = SplitSource(name, split, image_column, label_column)
     features = dataset.features or {}
     for column in (image_column, label_column):
         feature = features.get(column)

@@ -25,10 +25,11 @@ from accelerate.utils import broadcast_object_list
 from torch import nn
 from transformers import TrainingArguments, set_seed
 
+from ..cli.errors import report_error
 from ..data.label_maps import LabelMapping
-from ..data.presets import DatasetPreset
+from ..data.presets import DatasetPreset, get_preset
 from ..image_processing_segret import SegRetImageProcessor
-from .arguments import DataArguments, OutputArguments, ParsedArguments, parse_arguments, preset_for, recipe_overrides
+from .arguments import OutputArguments, ParsedArguments, parse_arguments, recipe_overrides
 from .card import RunDescription, write_model_card
 from .collate import SegmentationCollator
 from .data import (
@@ -36,7 +37,6 @@ from .data import (
     Split,
     SplitSource,
     check_split,
-    label_mapping,
     load_training_split,
     resolve_id2label,
     resolve_split_columns,
@@ -132,18 +132,41 @@ def _claimed_output_dir(training_args: TrainingArguments, output_args: OutputArg
         yield
 
 
+def _load_split(arguments: ParsedArguments, split: str, max_samples: int | None, split_flag: str) -> Split:
+    """One split of the run's dataset (see `load_training_split`)."""
+    dataset = arguments.dataset
+    return load_training_split(
+        dataset.dataset_name,
+        split,
+        max_samples,
+        config_name=dataset.dataset_config_name,
+        revision=dataset.dataset_revision,
+        streaming=arguments.data.streaming,
+        split_flag=split_flag,
+    )
+
+
+def _split_columns(arguments: ParsedArguments, preset: DatasetPreset | None, raw: Split, split: str) -> SplitSource:
+    """The checked image and label columns of a split (see `resolve_split_columns`)."""
+    dataset = arguments.dataset
+    return resolve_split_columns(
+        dataset.dataset_name, split, raw, preset, dataset.image_column_name, dataset.label_column_name
+    )
+
+
 def _validation_split(
-    data_args: DataArguments, preset: DatasetPreset | None, mapping: LabelMapping, required: bool
+    arguments: ParsedArguments, preset: DatasetPreset | None, mapping: LabelMapping, required: bool
 ) -> tuple[Split, SplitSource] | tuple[None, None]:
     """The checked validation split; when evaluation was not asked for, a missing one only skips evaluation."""
+    data_args = arguments.data
     try:
-        raw = load_training_split(data_args, data_args.validation_split, data_args.max_eval_samples)
+        raw = _load_split(arguments, data_args.validation_split, data_args.max_eval_samples, "--validation_split")
     except SegmentationDataError:
         if required:
             raise
         logger.warning("No split %r: the run will not be evaluated.", data_args.validation_split)
         return None, None
-    source = resolve_split_columns(data_args, preset, raw, data_args.validation_split)
+    source = _split_columns(arguments, preset, raw, data_args.validation_split)
     check_split(raw, source, mapping, data_args.rows_to_check)
     return raw, source
 
@@ -193,7 +216,7 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
     does): called as `(pixels, label, row) -> (pixel_values, labels)`, it is also given the `epoch` attribute
     at the start of every epoch.
     """
-    model_args, data_args, output_args = arguments.model, arguments.data, arguments.output
+    model_args, dataset_args, data_args, output_args = arguments.model, arguments.dataset, arguments.data, arguments.output
     training_args, sizes, recipe = arguments.training, arguments.sizes, arguments.recipe
     check_output_dir(training_args, output_args)
     if data_args.streaming and training_args.max_steps <= 0:
@@ -203,7 +226,7 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
             "--skip_unreadable_samples needs a map-style dataset: a stream cannot step over a row it failed to "
             "decode. Leave out --streaming (or the skip flag: unreadable rows then stop the run, named)."
         )
-    preset = preset_for(data_args)
+    preset = get_preset(dataset_args.dataset_preset) if dataset_args.dataset_preset is not None else None
     overrides = recipe_overrides(arguments.released_recipe, recipe)
     logger.info("Recipe %s", recipe.describe())
     if overrides:
@@ -212,19 +235,21 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
 
     # The main process prepares the datasets cache first; the others then read it instead of racing to write it.
     with training_args.main_process_first(desc="loading and checking the dataset"):
-        train_raw = load_training_split(data_args, data_args.train_split, data_args.max_train_samples)
-        train_source = resolve_split_columns(data_args, preset, train_raw, data_args.train_split)
+        train_raw = _load_split(arguments, data_args.train_split, data_args.max_train_samples, "--train_split")
+        train_source = _split_columns(arguments, preset, train_raw, data_args.train_split)
         id2label = resolve_id2label(
             data_args.id2label,
             preset,
-            data_args.dataset_name,
+            dataset_args.dataset_name,
             train_raw,
             train_source.label_column,
-            data_args.dataset_revision,
+            dataset_args.dataset_revision,
         )
-        mapping = label_mapping(data_args, preset, len(id2label))
+        mapping = LabelMapping.for_dataset(
+            len(id2label), preset, dataset_args.do_reduce_labels, dataset_args.labels_are_train_ids
+        )
         check_split(train_raw, train_source, mapping, data_args.rows_to_check)
-        eval_raw, eval_source = _validation_split(data_args, preset, mapping, training_args.do_eval)
+        eval_raw, eval_source = _validation_split(arguments, preset, mapping, training_args.do_eval)
     logger.info(
         "Classes: %d (%s...); labels: %s; crop %s, train scale %s, test scale %s",
         len(id2label), list(id2label.values())[:5], mapping.describe(), sizes.crop_size, sizes.train_scale,
@@ -264,15 +289,15 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
         eval_dataset = _prepare_split(eval_raw, eval_source, processor, mapping, EvaluationResize(processor))
 
     run = RunDescription(
-        dataset_name=data_args.dataset_name,
+        dataset_name=dataset_args.dataset_name,
         dataset_preset=preset.name if preset else None,
         validation_split=data_args.validation_split,
         recipe=recipe,
         recipe_overrides=overrides,
         base_model=model_args.model_name_or_path,
         backbone_checkpoint=model_args.backbone_checkpoint,
-        dataset_config_name=data_args.dataset_config_name,
-        dataset_revision=data_args.dataset_revision,
+        dataset_config_name=dataset_args.dataset_config_name,
+        dataset_revision=dataset_args.dataset_revision,
         skipped_rows=partial(_skipped_rows, train_dataset),
     )
     with _claimed_output_dir(training_args, output_args):
@@ -282,7 +307,7 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=processor,
-            data_collator=SegmentationCollator(len(id2label), data_args.dataset_name, mapping.ignore_index),
+            data_collator=SegmentationCollator(len(id2label), dataset_args.dataset_name, mapping.ignore_index),
             compute_metrics=StreamingSegmentationMetrics(id2label, mapping.ignore_index),
             callbacks=[
                 AugmentationEpochCallback(augmentation),
@@ -369,6 +394,5 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         main(argv)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_error(error, 2)
     return 0

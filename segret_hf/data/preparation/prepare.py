@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -24,6 +23,7 @@ from huggingface_hub import HfApi
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
+from ...cli.errors import report_error
 from ...output_folders import OutputFolderError, check_output_dir, staged_output_dir
 from ..label_maps import write_id2label_file
 from .card import card_text, training_flags
@@ -219,6 +219,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         prepare_dataset(args)
     except (DatasetPreparationError, OutputFolderError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_error(error, 2)
     return 0
