@@ -244,21 +244,22 @@ def describe_failures(failures: list[SampleFailure], limit: int = 10) -> str:
 
 @dataclass(frozen=True)
 class EvaluationData:
-    """The rows to score and how their labels are read.
+    """The rows to score and how their labels are read (fields named as the command-line flags).
 
-    `preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion (see
-    :class:`~segret_hf.data.label_maps.LabelMapping`) and the class list to check the model against; the
-    other fields override it. `do_reduce_labels=None` means "the preset's choice, else off". `revision` is the
-    Hub branch, tag or commit to read (e.g. `refs/convert/parquet`); `max_samples` keeps the first rows only.
+    `dataset_preset` (`ade20k`, `cityscapes`, `coco-stuff`, ...) supplies column names, the label conversion
+    (see :class:`~segret_hf.data.label_maps.LabelMapping`) and the class list to check the model against; the
+    other fields override it. `do_reduce_labels=None` means "the preset's choice, else off".
+    `dataset_revision` is the Hub branch, tag or commit to read (e.g. `refs/convert/parquet`); `max_samples`
+    keeps the first rows only.
     """
 
-    name: str
+    dataset_name: str
     split: str = "validation"
-    config_name: str | None = None
-    revision: str | None = None
-    preset: str | None = None
-    image_column: str | None = None
-    label_column: str | None = None
+    dataset_config_name: str | None = None
+    dataset_revision: str | None = None
+    dataset_preset: str | None = None
+    image_column_name: str | None = None
+    label_column_name: str | None = None
     do_reduce_labels: bool | None = None
     labels_are_train_ids: bool = False
     max_samples: int | None = None
@@ -287,11 +288,13 @@ class EvaluationOptions:
 def evaluate(model: str, data: EvaluationData, options: EvaluationOptions | None = None) -> EvaluationReport:
     """Load `model` (folder or Hub id) and the split `data` names, check that they fit, and evaluate."""
     options = options or EvaluationOptions()
-    preset = get_preset(data.preset) if data.preset else None
+    preset = get_preset(data.dataset_preset) if data.dataset_preset else None
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    dataset = load_split(data.name, data.split, data.config_name, data.revision)
-    image_column, label_column = resolve_columns(dataset.column_names, data.image_column, data.label_column, preset)
+    dataset = load_split(data.dataset_name, data.split, data.dataset_config_name, data.dataset_revision)
+    image_column, label_column = resolve_columns(
+        dataset.column_names, data.image_column_name, data.label_column_name, preset
+    )
     processor_overrides = size_divisor_override(options.size_divisor, preset)
     inferencer = SegmentationInferencer.from_pretrained(
         model,
@@ -308,7 +311,7 @@ def evaluate(model: str, data: EvaluationData, options: EvaluationOptions | None
             f"cannot be aligned to multiples of {processor_overrides['size_divisor']} (asked for by --size_divisor "
             "or the dataset preset). Pass --size_divisor 0 to evaluate without alignment."
         )
-    dataset_classes = dataset_id2label(data.name, dataset, label_column, data.revision)
+    dataset_classes = dataset_id2label(data.dataset_name, dataset, label_column, data.dataset_revision)
     check_label_compatibility(inferencer.id2label, dataset_classes, preset)
     mapping = LabelMapping.for_dataset(inferencer.num_labels, preset, data.do_reduce_labels, data.labels_are_train_ids)
 
@@ -326,9 +329,9 @@ def evaluate(model: str, data: EvaluationData, options: EvaluationOptions | None
     report.metadata = {
         "model": model,
         "dataset": {
-            "name": data.name,
-            "config": data.config_name,
-            "revision": data.revision,
+            "name": data.dataset_name,
+            "config": data.dataset_config_name,
+            "revision": data.dataset_revision,
             "split": data.split,
             "preset": preset.name if preset else None,
             "image_column": image_column,

@@ -167,11 +167,11 @@ def test_preset_lookup_table_converts_raw_cityscapes_ids(tmp_path: Path) -> None
     raw_labels = [train_to_raw[p] for p in predictions]
     raw_labels[0][:6] = 0  # "unlabeled" -> ignored
     dataset = write_dataset(tmp_path / "raw_ids", raw_labels)
-    report = evaluate(model, EvaluationData(dataset, preset="cityscapes"), QUIET)
+    report = evaluate(model, EvaluationData(dataset, dataset_preset="cityscapes"), QUIET)
     assert report.metrics["mean_iou"] == 1.0
     assert report.metadata["dataset"]["labels"] == "preset lookup table (raw ids -> train ids)"
     with pytest.raises(ValueError, match=r"outside the model's class ids \[0, 18\].*read as stored"):
-        evaluate(model, EvaluationData(dataset, preset="cityscapes", labels_are_train_ids=True), QUIET)
+        evaluate(model, EvaluationData(dataset, dataset_preset="cityscapes", labels_are_train_ids=True), QUIET)
 
 
 def test_unreadable_image_is_reported_with_its_index(
@@ -201,7 +201,7 @@ def test_unknown_split_and_column_are_named(
     with pytest.raises(ValueError, match="Unknown split 'test'"):
         evaluate(model_dir, EvaluationData(perfect_dataset, split="test"), QUIET)
     with pytest.raises(ValueError, match="Unknown label column 'segmentation'.*'annotation'"):
-        evaluate(model_dir, EvaluationData(perfect_dataset, label_column="segmentation"), QUIET)
+        evaluate(model_dir, EvaluationData(perfect_dataset, label_column_name="segmentation"), QUIET)
     status, _ = _run_cli(tmp_path, model_dir, perfect_dataset, "--image_column_name", "pixels")
     assert status == 2 and "Unknown image column 'pixels'" in capsys.readouterr().err
 

@@ -100,7 +100,7 @@ def fake_trainer(model, output_dir: str, *, evaluated: bool = True, size_divisor
 def run_description(dataset_name: str, **overrides) -> RunDescription:
     fields = dict(
         dataset_name=dataset_name, dataset_preset=None, validation_split="validation", recipe=DEFAULT_RECIPE,
-        recipe_overrides={}, base_model=None, backbone_checkpoint=None,
+        recipe_overrides={}, base_model=None,
     )  # fmt: skip
     return RunDescription(**{**fields, **overrides})
 
@@ -139,7 +139,7 @@ def test_training_on_a_hub_dataset_records_its_id_config_revision_and_base_model
     run = run_description(
         "someone/ade20k-parquet", dataset_preset="ade20k", dataset_config_name="scene_parsing",
         dataset_revision="refs/convert/parquet", recipe=get_preset("ade20k").recipe("tiny"),
-        backbone_checkpoint="someone/segret-tiny-imagenet",
+        base_model="someone/segret-tiny-imagenet",
     )  # fmt: skip
     card, metadata = load_back(model_card_text(trainer, run), tmp_path)
     assert card.data.datasets == ["someone/ade20k-parquet"]

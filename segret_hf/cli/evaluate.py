@@ -11,7 +11,7 @@ line, on bad input; 1 when some samples could not be read (they are listed, and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from transformers import AutoConfig, HfArgumentParser
 
@@ -85,27 +85,16 @@ def inference_protocol(args: EvaluationArguments, dataset_preset: str | None) ->
 
 def run(dataset: DatasetArguments, args: EvaluationArguments, protocol: InferenceProtocol) -> EvaluationReport:
     """Evaluate as the parsed options say (see :func:`segret_hf.evaluation.evaluate`)."""
-    data = EvaluationData(
-        name=dataset.dataset_name,
-        split=args.split,
-        config_name=dataset.dataset_config_name,
-        revision=dataset.dataset_revision,
-        preset=dataset.dataset_preset,
-        image_column=dataset.image_column_name,
-        label_column=dataset.label_column_name,
-        do_reduce_labels=dataset.do_reduce_labels,
-        labels_are_train_ids=dataset.labels_are_train_ids,
-        max_samples=args.max_samples,
-    )
+    data = EvaluationData(split=args.split, max_samples=args.max_samples, **asdict(dataset))
     options = EvaluationOptions(
         protocol=protocol,
         size_divisor=args.size_divisor,
         batch_size=args.batch_size,
         device=args.device,
         dtype=args.dtype,
+        progress=not args.no_progress,
         predictions_dir=args.save_predictions,
         num_saved_predictions=args.save_predictions_count,
-        progress=not args.no_progress,
     )
     return evaluate(args.model, data, options)
 

@@ -33,13 +33,7 @@ import evaluate
 import numpy as np
 
 from segret_hf.metrics import SegmentationMetric
-
-_CITATION = """@article{li2025segret,
-  title   = {SegRet: An Efficient Design for Semantic Segmentation with Retentive Network},
-  author  = {Li, Zhiyuan and Chang, Yi and Wu, Yuan},
-  journal = {arXiv preprint arXiv:2502.14014},
-  year    = {2025}
-}"""
+from segret_hf.model_card import SEGRET_BIBTEX
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -93,7 +87,7 @@ class StreamingMeanIoU(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
             description=__doc__,
-            citation=_CITATION,
+            citation=SEGRET_BIBTEX,
             inputs_description=_KWARGS_DESCRIPTION,
             features=_PAIRS,
             reference_urls=["https://arxiv.org/abs/2502.14014"],

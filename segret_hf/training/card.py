@@ -34,7 +34,7 @@ class RunDescription:
     recipe: TrainingRecipe
     recipe_overrides: dict[str, tuple[Any, Any]]
     base_model: str | None
-    backbone_checkpoint: str | None
+    """The saved model or backbone checkpoint the weights started from; None for a fresh model."""
     dataset_config_name: str | None = None
     dataset_revision: str | None = None
     skipped_rows: Callable[[], list[int]] = list
@@ -84,10 +84,9 @@ def model_card_text(trainer: Trainer, run: RunDescription) -> str:
     model = trainer.accelerator.unwrap_model(trainer.model)
     evaluation = _last_evaluation(trainer.state.log_history)
     measurement, note = _measurement(trainer, run, evaluation) if evaluation is not None else (None, None)
-    start = run.base_model or run.backbone_checkpoint
     hyperparameters = {
         "dataset": public_name(run.dataset_name) + (f" (preset {run.dataset_preset})" if run.dataset_preset else ""),
-        "initialisation": public_name(start) if start else "random",
+        "initialisation": public_name(run.base_model) if run.base_model else "random",
         "training steps": trainer.state.global_step,
         **recipe_rows(run.recipe, run.recipe_overrides),
         "lr schedule": f"{_plain(args.lr_scheduler_type)} {args.lr_scheduler_kwargs or ''}".strip(),
@@ -110,7 +109,7 @@ def model_card_text(trainer: Trainer, run: RunDescription) -> str:
         measurement=measurement,
         measurement_note=note,
         hyperparameters=hyperparameters,
-        base_model=public_name(start) if start else None,
+        base_model=public_name(run.base_model) if run.base_model else None,
         hub_datasets=hub_datasets,
         extra_tags=TRAINER_TAGS,
     )
