@@ -49,7 +49,9 @@ class DatasetArguments:
             "evaluation needs it."
         },
     )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration, if it has several."})
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "Dataset configuration, if it has several."}
+    )
     dataset_revision: str | None = field(
         default=None,
         metadata={

@@ -41,7 +41,9 @@ class OriginalCheckpoint:
     @property
     def description(self) -> str:
         """What kind of checkpoint this is, in words, for model cards."""
-        return "SegRet mmsegmentation checkpoint" if self.decoder_trained else "RMT ImageNet-1k classification checkpoint"
+        if self.decoder_trained:
+            return "SegRet mmsegmentation checkpoint"
+        return "RMT ImageNet-1k classification checkpoint"
 
     def backbone_only(self) -> OriginalCheckpoint:
         """This checkpoint without its decoder and classes, converted as a backbone-only one (decoder fresh)."""

@@ -203,7 +203,9 @@ def base_recipe(model_args: ModelArguments, dataset_preset: str | None) -> Train
     return get_preset(dataset_preset).recipe(variant)
 
 
-ARGUMENT_CLASSES = (ModelArguments, DatasetArguments, DataArguments, OutputArguments, RecipeArguments, TrainingArguments)
+ARGUMENT_CLASSES = (
+    ModelArguments, DatasetArguments, DataArguments, OutputArguments, RecipeArguments, TrainingArguments
+)
 """The dataclasses of the training command line, in the order `parse_arguments` fills them."""
 
 

@@ -216,7 +216,8 @@ def train(arguments: ParsedArguments, train_transform: TrainTransform | None = N
     does): called as `(pixels, label, row) -> (pixel_values, labels)`, it is also given the `epoch` attribute
     at the start of every epoch.
     """
-    model_args, dataset_args, data_args, output_args = arguments.model, arguments.dataset, arguments.data, arguments.output
+    model_args, dataset_args, data_args = arguments.model, arguments.dataset, arguments.data
+    output_args = arguments.output
     training_args, sizes, recipe = arguments.training, arguments.sizes, arguments.recipe
     check_output_dir(training_args, output_args)
     if data_args.streaming and training_args.max_steps <= 0:
