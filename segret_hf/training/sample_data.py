@@ -16,12 +16,14 @@ and ``scripts/train.py --dataset_name folder`` read it like any Hub dataset.
 from __future__ import annotations
 
 import io
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import PIL.Image
 from datasets import Dataset, Features, Image
+from transformers import HfArgumentParser
 
 from ..data.label_maps import write_id2label_file
 from ..data.label_sets import IGNORE_INDEX
@@ -194,3 +196,23 @@ def generate_sample_dataset(
         make_split(count, split_seed, split).to_parquet(output_dir / "data" / f"{split}-00000-of-00001.parquet")
     write_id2label_file(output_dir, dict(enumerate(CLASS_NAMES)))
     return output_dir
+
+
+@dataclass
+class SampleDatasetArguments:
+    """Options of `scripts/make_sample_dataset.py`, the arguments of :func:`generate_sample_dataset`."""
+
+    output_dir: str = field(
+        default=str(SAMPLE_DATASET_DIR), metadata={"help": "Destination folder (default: the package's copy)."}
+    )
+    num_train: int = field(default=40, metadata={"help": "Images in the train split."})
+    num_validation: int = field(default=10, metadata={"help": "Images in the validation split."})
+    seed: int = field(default=0, metadata={"help": "Seed of the train split (validation uses seed + 1)."})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate the sample dataset (deterministic) and print its folder; returns the exit status."""
+    parser = HfArgumentParser(SampleDatasetArguments, description="Regenerate the sample dataset (deterministic).")
+    (args,) = parser.parse_args_into_dataclasses(argv)
+    print(generate_sample_dataset(**asdict(args)))
+    return 0
