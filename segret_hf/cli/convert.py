@@ -33,6 +33,7 @@ from ..inference import parse_hw
 from ..model_card import SourceCheckpoint, render_model_card
 from ..output_folders import check_output_dir
 from .errors import report_error
+from .parsing import command_parser
 
 
 @dataclass
@@ -139,7 +140,7 @@ def convert_checkpoint_file(args: ConversionArguments) -> None:
 
 def build_parser() -> HfArgumentParser:
     """The parser of `segret-convert`'s options (`ConversionArguments`)."""
-    return HfArgumentParser(ConversionArguments, description=__doc__)
+    return command_parser(ConversionArguments, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from ..inference import DTYPES, InferenceProtocol, default_stride, parse_hw
 from ..output_files import check_output_file
 from .dataset_arguments import DatasetArguments
 from .errors import report_error
+from .parsing import command_parser
 
 
 @dataclass
@@ -101,7 +102,7 @@ def run(dataset: DatasetArguments, args: EvaluationArguments, protocol: Inferenc
 
 def build_parser() -> HfArgumentParser:
     """The parser of `segret-evaluate`'s options (`DatasetArguments`, `EvaluationArguments`)."""
-    return HfArgumentParser((DatasetArguments, EvaluationArguments), description=__doc__)
+    return command_parser((DatasetArguments, EvaluationArguments), __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
