@@ -151,14 +151,6 @@ class LabelMapping:
 # ------------------------------------------------------------------------------------------------------
 
 
-def _check_class_ids(id2label: dict[int, str], source: str) -> dict[int, str]:
-    """`id2label` itself when its ids are exactly `0..N-1` (N >= 1); a ValueError naming `source` otherwise."""
-    ids = sorted(id2label)
-    if not ids or ids != list(range(len(ids))):
-        raise ValueError(f"{source}: class ids must be exactly 0..{len(ids) - 1}, got {ids[:20]}.")
-    return id2label
-
-
 def config_label_fields(id2label: dict[int, str]) -> dict[str, Any]:
     """`num_labels`, `id2label` and `label2id` for a model config (given only `id2label`, transformers leaves
     `label2id` unset)."""
@@ -180,7 +172,10 @@ def read_id2label_file(path: str | Path, what: str) -> dict[int, str]:
         id2label = {int(key): str(value) for key, value in raw.items()}
     except ValueError as error:
         raise ValueError(f"{path}: class ids must be integers ({error}).") from None
-    return _check_class_ids(id2label, str(path))
+    ids = sorted(id2label)
+    if not ids or ids != list(range(len(ids))):
+        raise ValueError(f"{path}: class ids must be exactly 0..{len(ids) - 1}, got {ids[:20]}.")
+    return id2label
 
 
 def parse_id2label_spec(spec: str | Path) -> tuple[dict[int, str], str | None]:
