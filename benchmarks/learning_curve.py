@@ -11,8 +11,9 @@ step and evaluating every `--eval_steps`. The modes differ only in how training 
   nearest neighbour), so the model trains on images like the validation ones;
 - `augmented-no-shrink`: the paper's augmentation with the rescale ratio drawn from 1.0-2.0 only
   (`--resize_ratio_range 1 2`): no image ends up smaller than the crop, so no crop is partly padding;
-- `augmented-no-clip`, `plain-no-clip`: as `augmented` / `plain` with `--max_grad_norm 0` passed explicitly
-  (no gradient clipping, as in the released configs and `scripts/train.py`'s default);
+- `augmented-clip`, `plain-clip`: as `augmented` / `plain` with gradients clipped at norm 1
+  (`--max_grad_norm 1`, transformers' default; `scripts/train.py` follows the released configs, which do not
+  clip);
 - `augmented-warmup`: as `augmented` with `--warmup_steps 30` (mmcv's linear warmup from 1e-6 x lr).
 
 Datasets: `sample`, the street scenes shipped in `segret_hf/training/sample_data`, and `shapes`, generated
@@ -154,11 +155,11 @@ MODES: dict[str, Mode] = {
         "the paper's augmentation with rescale ratio 1.0-2.0 (no crop smaller than the crop size)",
         extra_flags=("--resize_ratio_range", "1.0", "2.0"),
     ),
-    "augmented-no-clip": Mode(
-        "the paper's augmentation without gradient clipping (--max_grad_norm 0, as the released configs)",
-        extra_flags=("--max_grad_norm", "0"),
+    "augmented-clip": Mode(
+        "the paper's augmentation with gradients clipped at norm 1 (--max_grad_norm 1, transformers' default)",
+        extra_flags=("--max_grad_norm", "1"),
     ),
-    "plain-no-clip": Mode("no augmentation, no gradient clipping", extra_flags=("--max_grad_norm", "0"), plain=True),
+    "plain-clip": Mode("no augmentation, gradients clipped at norm 1", extra_flags=("--max_grad_norm", "1"), plain=True),
     "augmented-warmup": Mode(
         "the paper's augmentation with a 30-step linear warmup from 1e-6 x lr (--warmup_steps 30)",
         extra_flags=("--warmup_steps", "30"),
