@@ -222,38 +222,58 @@ def _whole(
     return out.transpose(1, 2).reshape(batch, height, width, channels), weights
 
 
-# Chunk sizes of exported graphs: query tokens per chunk of whole-image attention, sequences (image rows or
-# columns) per chunk of decomposed attention. Constants, because a chunk size computed from the symbolic input
-# size would make torch.export specialise the graph to the example input's size.
+# Chunk sizes of exported graphs: query tokens per chunk of whole-image attention, image rows (row pass) or
+# columns (column pass) per chunk of decomposed attention. Constants, because a chunk size computed from the
+# symbolic input size would make torch.export specialise the graph to the example input's size.
 EXPORT_CHUNK_TOKENS = 256
-EXPORT_CHUNK_SEQUENCES = 16
+EXPORT_CHUNK_LINES = 8
 
 
-def _scan_in_chunks(
-    body: Callable[..., torch.Tensor], xs: tuple[torch.Tensor, ...], chunk: int
+def _scan_chunks(
+    body: Callable[[torch.Tensor], torch.Tensor], length: int | torch.SymInt, chunk: int, device: torch.device
 ) -> torch.Tensor:
-    """`torch.cat([body(*(x[i : i + chunk] for x in xs)) for i in range(0, len(xs[0]), chunk)])` as one `scan`.
+    """`torch.stack([body(indices) for indices in consecutive chunks of range(length)])`, as one `scan`.
 
-    A Python loop over a symbolic length cannot be exported; a scan becomes a loop of the graph. Every step of a
-    scan has the same shapes, so the inputs are padded with zeros along dim 0 to whole chunks and the padding's
-    outputs are cut off. (A scan needs a carried value; a step counter serves.)
+    A Python loop over a symbolic length cannot be exported; a scan becomes a loop of the graph (ONNX `Scan`).
+    Each step gathers its slice of the inputs by index: an exported graph has no views, so slicing or padding
+    whole inputs would copy them. Every step has the same shapes, so the last chunk is filled up with index 0
+    and the caller cuts off its outputs. (A scan needs a carried value; a step counter serves.)
     """
-    length = xs[0].shape[0]
     steps = (length + chunk - 1) // chunk
-    padding = steps * chunk - length
-    chunked = [F.pad(x, [0, 0] * (x.ndim - 1) + [0, padding]).unflatten(0, (steps, chunk)) for x in xs]
-    counter = torch.zeros((), dtype=torch.int64, device=xs[0].device)
-    _, out = scan(lambda step, sliced: (step + 1, body(*sliced)), counter, chunked)
-    return out.flatten(0, 1)[:length]
+    torch._check(steps * chunk >= length)  # true, but torch.export's solver cannot prove it for the callers' crops
+    indices = F.pad(torch.arange(length, device=device), (0, steps * chunk - length)).view(steps, chunk)
+    counter = torch.zeros((), dtype=torch.int64, device=device)
+    _, out = scan(lambda step, chunk_indices: (step + 1, body(chunk_indices)), counter, indices)
+    return out
 
 
-def _in_scan(attend: Attend) -> Attend:
-    """`attend` run on chunks of the sequences (dim 0) inside a `scan`, all sharing the bias (decomposed stages)."""
+def _decomposed_in_scan(
+    attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: RetentionBias, num_heads: int
+) -> torch.Tensor:
+    """Decomposed retention of `(B, H, W, C)` tensors in chunks of image rows, then of columns, in two scans."""
+    height, width = q.shape[1:3]
 
-    def chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return _scan_in_chunks(lambda *qkv: attend(*qkv, bias)[0], (q, k, v), EXPORT_CHUNK_SEQUENCES), None
+    def along_lines(
+        q_lines: torch.Tensor, k_lines: torch.Tensor, v_lines: torch.Tensor, line_bias: torch.Tensor
+    ) -> torch.Tensor:
+        """Attention along dim 2 of `(B, lines, length, C)` tensors, one sequence per line, as `_decomposed`."""
+        shape = q_lines.shape
+        heads_first = (_split_heads(t, num_heads).flatten(0, 1).transpose(1, 2) for t in (q_lines, k_lines, v_lines))
+        out, _ = attend(*heads_first, line_bias)  # (B * lines, heads, length, d)
+        return out.transpose(1, 2).reshape(shape)
 
-    return chunked
+    def rows_chunk(index: torch.Tensor) -> torch.Tensor:  # (B, G, W, C)
+        return along_lines(q[:, index], k[:, index], v[:, index], bias.row)
+
+    rows = _scan_chunks(rows_chunk, height, EXPORT_CHUNK_LINES, q.device)  # (steps, B, G, W, C)
+    rows = rows.transpose(0, 1).flatten(1, 2)[:, :height]
+
+    def columns_chunk(index: torch.Tensor) -> torch.Tensor:  # (B, H, G, C)
+        lines = (t[:, :, index].transpose(1, 2) for t in (q, k, rows))
+        return along_lines(*lines, bias.column).transpose(1, 2)
+
+    columns = _scan_chunks(columns_chunk, width, EXPORT_CHUNK_LINES, q.device)  # (steps, B, H, G, C)
+    return columns.permute(1, 2, 0, 3, 4).flatten(2, 3)[:, :, :width]
 
 
 def _whole_in_scan(
@@ -265,18 +285,18 @@ def _whole_in_scan(
     of the Manhattan bias, the same sum `_manhattan_bias` computes.
     """
     column, row, height, width = bias.column[0], bias.row[0], bias.height, bias.width
+    tokens = q.shape[2]
+    # Each token's image row and column, from broadcast ranges (the exporter cannot divide token indices by a
+    # symbolic width).
+    token_y = torch.arange(height, device=q.device)[:, None].expand(height, width).flatten()
+    token_x = torch.arange(width, device=q.device)[None, :].expand(height, width).flatten()
 
-    def band(q_band: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # (T, B, heads, d), (T,), (T,)
-        band_bias = column[:, y, :, None] + row[:, x, None, :]  # (heads, T, H, W)
-        out, _ = attend(q_band.permute(1, 2, 0, 3), k, v, band_bias.flatten(2)[None])
-        return out.permute(2, 0, 1, 3)
+    def band(index: torch.Tensor) -> torch.Tensor:  # (B, heads, T, d)
+        band_bias = column[:, token_y[index], :, None] + row[:, token_x[index], None, :]  # (heads, T, H, W)
+        return attend(q[:, :, index], k, v, band_bias.flatten(2)[None])[0]
 
-    # Each token's row and column, from broadcast ranges (the exporter cannot divide a token index by a symbolic
-    # width inside the loop).
-    y = torch.arange(height, device=q.device)[:, None].expand(height, width).flatten()
-    x = torch.arange(width, device=q.device)[None, :].expand(height, width).flatten()
-    out = _scan_in_chunks(band, (q.permute(2, 0, 1, 3), y, x), EXPORT_CHUNK_TOKENS)
-    return out.permute(1, 2, 0, 3)
+    out = _scan_chunks(band, tokens, EXPORT_CHUNK_TOKENS, q.device)  # (steps, B, heads, T, d)
+    return out.permute(1, 2, 0, 3, 4).flatten(2, 3)[:, :, :tokens]
 
 
 @lru_cache(maxsize=1)
@@ -334,7 +354,9 @@ def retention_attention(
         )
     if not decomposed:
         return _whole(attend, q, k, v, bias, num_heads)
-    return _decomposed(_in_scan(attend) if torch.compiler.is_exporting() else attend, q, k, v, bias, num_heads)
+    if torch.compiler.is_exporting():
+        return _decomposed_in_scan(attend, q, k, v, bias, num_heads), None
+    return _decomposed(attend, q, k, v, bias, num_heads)
 
 
 __all__ = ["RetentionBias", "RetentionWeights", "retention_attention", "retention_decay"]

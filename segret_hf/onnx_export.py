@@ -4,9 +4,9 @@ The plain `torch.onnx.export(model, (pixel_values,), dynamo=True)` falls into th
 
 * **Silent specialisation.** When `torch.export` refuses a dynamic dimension, `torch.onnx.export` retries with
   fallbacks that fix it to the example's size without a word (a batch `Dim` with a batch-1 example gives a graph
-  that only takes batch 1). Here the graph is captured with `torch.export.export` directly, so any
-  specialisation is an error that names the dimension, and the example is a batch of two 96x128 images, because
-  `torch.export` specialises every dimension whose example size is 0 or 1.
+  that only takes batch 1). Here the graph is captured with `torch.export.export` directly, so a specialisation
+  is an error that names the dimension, and the example is a batch of two 96x128 images, because `torch.export`
+  specialises every dimension whose example size is 0 or 1.
 * **Trace-time decisions.** The PyTorch model picks between a whole-image retention bias and bands of query
   rows in Python, from the input size; a traced graph keeps the example's choice, a `(heads, HW, HW)` bias at
   every size. Under `torch.export`, `segret_hf.attention_segret` attends in chunks of queries inside a scan loop
@@ -153,16 +153,22 @@ class _Logits(nn.Module):
 
 
 def capture(model: SegRetForSemanticSegmentation, max_side: int = DEFAULT_MAX_SIDE) -> torch.export.ExportedProgram:
-    """`torch.export` of `model` (eval mode) with dynamic batch, height and width; specialisation is an error."""
+    """`torch.export` of `model` (eval mode) with dynamic batch, height and width.
+
+    The dimensions are `Dim.DYNAMIC`: torch.export raises if the model fixes one to the example's size. Strict
+    named `Dim`s would also fail on guards that its solver cannot prove although they always hold
+    (`n <= 8 * ceil(n / 8)` for the chunk loops' filling, whether a chunk count is 1 when choosing between a view
+    and a copy), none of which changes what the graph computes.
+    """
     _check_max_side(max_side)
-    batch = torch.export.Dim("batch", min=1)
-    height = torch.export.Dim("height", min=MIN_SIDE, max=max_side)
-    width = torch.export.Dim("width", min=MIN_SIDE, max=max_side)
+    side = torch.export.Dim.DYNAMIC(min=MIN_SIDE, max=max_side)
     parameter = next(model.parameters())
     example = torch.randn(EXAMPLE_SHAPE, dtype=parameter.dtype, device=parameter.device)
     with torch.no_grad():  # scan loops are traced for inference only (their backward does not trace)
         return torch.export.export(
-            _Logits(model).eval(), (example,), dynamic_shapes={INPUT_NAME: {0: batch, 2: height, 3: width}}
+            _Logits(model).eval(),
+            (example,),
+            dynamic_shapes={INPUT_NAME: {0: torch.export.Dim.DYNAMIC, 2: side, 3: side}},
         )
 
 

@@ -117,7 +117,7 @@ def test_exported_graphs_attend_in_chunks_with_the_same_result(
 ) -> None:
     """Under torch.export retention runs in chunks inside a scan loop (no whole-image bias): same attention.
 
-    Small chunks (5 query tokens, 3 sequences) make several chunks, the last one padded.
+    Small chunks (5 query tokens, 2 image rows or columns) make several chunks, the last one filled up.
     """
     import segret_hf.attention_segret as attention
 
@@ -128,7 +128,7 @@ def test_exported_graphs_attend_in_chunks_with_the_same_result(
     eager = RetentionBias.build(decay, height, width, decomposed, "eager", torch.float32)
     reference, _ = retention_attention("eager", q, k, v, eager, heads, decomposed)
     monkeypatch.setattr(attention, "EXPORT_CHUNK_TOKENS", 5)
-    monkeypatch.setattr(attention, "EXPORT_CHUNK_SEQUENCES", 3)
+    monkeypatch.setattr(attention, "EXPORT_CHUNK_LINES", 2)
     monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
     bias = RetentionBias.build(decay, height, width, decomposed, implementation, torch.float32)
     assert bias.full is None

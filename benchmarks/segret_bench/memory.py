@@ -14,7 +14,8 @@ high-water mark VmHWM from /proc/self/status, not `getrusage(RUSAGE_SELF).ru_max
 parent's RSS, not the child's. The first call includes one-off compilation (FlexAttention compiles on its first
 call at a new size), so the watermark is then reset (`/proc/self/clear_refs`) and a second, steady-state call
 is measured the same way. On CUDA the same fields come from `torch.cuda.memory_allocated` /
-`max_memory_allocated`.
+`max_memory_allocated`. An exported ONNX graph is measured the same way on onnxruntime's CPU provider
+(`probe_onnx_memory`), in a child that imports the same modules.
 
 Run as `python -m segret_bench.memory '<request json>'` (the parent does this); prints one result line.
 """
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from segret_hf.onnx_inference import INPUT_NAME, inference_session
 
 from .models import ModelSpec, build_model
 from .timing import describe_error, synchronize
@@ -91,15 +94,35 @@ def _reset_peak_rss() -> bool:
     return True
 
 
-def _measure(request: dict[str, Any]) -> MemoryResult:
-    """Build the model, then time and measure a first and a steady-state forward call."""
+def _forward(request: dict[str, Any]) -> Callable[[], object]:
+    """Build what the request names and return one forward call of it on a fresh random input.
+
+    `spec`: a PyTorch model (`ModelSpec`) on `device` in `dtype`; `onnx_path`: an exported graph on onnxruntime's
+    CPU provider with `threads` intra-op threads (float32 input).
+    """
+    shape = (request["batch_size"], 3, request["height"], request["width"])
+    if request.get("onnx_path"):
+        cpu = ["CPUExecutionProvider"]
+        session = inference_session(request["onnx_path"], threads=request["threads"], providers=cpu)
+        pixel_array = torch.randn(shape).numpy()
+        return lambda: session.run(None, {INPUT_NAME: pixel_array})
     device = torch.device(request["device"])
     dtype = getattr(torch, request["dtype"])
-    torch.set_num_threads(request["threads"])
-    spec = ModelSpec.from_json(request["spec"])
-    model = build_model(spec, device, dtype)
-    shape = (request["batch_size"], 3, request["height"], request["width"])
+    model = build_model(ModelSpec.from_json(request["spec"]), device, dtype)
     pixel_values = torch.randn(shape, device=device, dtype=dtype)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(pixel_values=pixel_values)
+
+    return forward
+
+
+def _measure(request: dict[str, Any]) -> MemoryResult:
+    """Build the model (or load the graph), then time and measure a first and a steady-state forward call."""
+    device = torch.device(request["device"])
+    torch.set_num_threads(request["threads"])
+    forward = _forward(request)
     synchronize(device)
 
     current: Callable[[], int]
@@ -121,8 +144,7 @@ def _measure(request: dict[str, Any]) -> MemoryResult:
 
     def call() -> float:
         start = time.perf_counter()
-        with torch.inference_mode():
-            model(pixel_values=pixel_values)
+        forward()
         synchronize(device)
         return time.perf_counter() - start
 
@@ -180,6 +202,35 @@ def probe_memory(
         "threads": torch.get_num_threads(),
         "memory_limit_bytes": int(memory_limit_gib * 2**30) if memory_limit_gib and device.type == "cpu" else None,
     }
+    return _run_child(request, timeout_s)
+
+
+def probe_onnx_memory(
+    onnx_path: str | Path,
+    height: int,
+    width: int,
+    batch_size: int,
+    timeout_s: float,
+    memory_limit_gib: float | None,
+) -> MemoryResult:
+    """`probe_memory` for an exported graph on onnxruntime (CPU, float32, as many threads as this process).
+
+    The child imports the same modules as a PyTorch probe's, so both start from the same resident set.
+    """
+    request = {
+        "onnx_path": str(onnx_path),
+        "height": height,
+        "width": width,
+        "batch_size": batch_size,
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "memory_limit_bytes": int(memory_limit_gib * 2**30) if memory_limit_gib else None,
+    }
+    return _run_child(request, timeout_s)
+
+
+def _run_child(request: dict[str, Any], timeout_s: float) -> MemoryResult:
+    """Measure `request` in a fresh child process (its own session, killed whole on timeout)."""
     package_parent = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
     # A session of its own, so that on timeout the whole group (compile workers included) can be killed.
