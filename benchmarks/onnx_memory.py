@@ -1,7 +1,7 @@
 """ONNX export against PyTorch: peak memory and time of one forward pass of a SegRet (random weights, 150 classes)
 on onnxruntime and on PyTorch `sdpa`, each in a fresh subprocess (see benchmarks/README.md, "ONNX export").
 
-    python benchmarks/onnx_memory.py --sizes 1024x2048 --threads 2
+    python benchmarks/onnx_memory.py --sizes 512x512 1024x1024 1024x2048 --threads 2
 
 The model is exported with `segret_hf.onnx_export.to_onnx` (or `--onnx FILE` reuses an export of the same
 variant). Both children import the same modules, so their resident sets start alike; the figures are the peak
@@ -23,8 +23,9 @@ import torch
 
 # The suite lives next to this script (benchmarks/segret_bench), not in the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+RESULTS = Path(__file__).resolve().parent / "results"
 
-from segret_bench.environment import describe_environment, load  # noqa: E402
+from segret_bench.environment import describe_environment, device_slug, load  # noqa: E402
 from segret_bench.memory import MEMORY_METHOD, probe_memory, probe_onnx_memory  # noqa: E402
 from segret_bench.models import build_model, segret_spec  # noqa: E402
 
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", type=Path, help="an export of the same variant's random weights to reuse")
     parser.add_argument("--timeout_s", type=float, default=900, help="per child process (default: 900)")
     parser.add_argument("--memory_limit_gib", type=float, default=16, help="address-space limit per child")
-    parser.add_argument("--output", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--output_dir", type=Path, default=RESULTS, help="where the JSON + markdown pair goes")
+    parser.add_argument("--tag", default="onnx-memory", help="file name: <output_dir>/cpu-<threads>t_<tag>.{json,md}")
     args = parser.parse_args(argv)
     ort = import_onnxruntime()
     if args.threads:
@@ -114,9 +116,13 @@ def main(argv: list[str] | None = None) -> int:
                 {"size": [height, width], "pytorch": pytorch, "onnxruntime": onnx, "ratios": ratios}
             )
     report["load_end"] = load()
-    if args.output is not None:
-        args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(render_markdown(report))
+    markdown = render_markdown(report)
+    stem = args.output_dir / f"{device_slug(report['environment']['device'])}_{args.tag}"
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    stem.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
+    print(markdown)
+    print(f"Wrote {stem}.json and {stem}.md", file=sys.stderr)
     return 0
 
 

@@ -133,7 +133,8 @@ def test_browser_upload_shows_overlay_and_legend(served, tmp_path) -> None:
             names = [element.text for element in driver.find_elements(By.CSS_SELECTOR, "#legend li .name")]
             overlay = driver.find_element(By.ID, "overlay")
             WebDriverWait(driver, 30).until(lambda d: d.execute_script("return arguments[0].complete", overlay))
-            shown_size = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", overlay)
+            natural_size = "return [arguments[0].naturalWidth, arguments[0].naturalHeight];"
+            shown_size = driver.execute_script(natural_size, overlay)
             displayed = overlay.is_displayed()
             status = driver.find_element(By.ID, "status").text
         finally:

@@ -1,4 +1,4 @@
-"""ONNX export (segret_hf.onnx_export, scripts/export_onnx.py) and onnxruntime inference (segret_hf.onnx_inference).
+"""ONNX export (segret_hf.onnx_export, segret-export-onnx) and onnxruntime inference (segret_hf.onnx_inference).
 
 Exports trace a ~20k-parameter SegRet; one export takes 10-20 s on 2 CPU cores, so the tests that need one share a
 module-level export and are marked slow. Refusals (flex_attention, existing output, bad sizes) happen before any
@@ -20,7 +20,8 @@ import torch
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
 from segret_hf.inference import SegmentationInferencer
 from segret_hf.modeling_segret import SegRetDecodeHead
-from segret_hf.onnx_export import MIN_SIDE, OnnxExportError, check_attn_implementation, export_onnx, main
+from segret_hf.cli.export_onnx import main
+from segret_hf.onnx_export import MIN_SIDE, OnnxExportError, check_attn_implementation, export_onnx
 
 from helpers import TINY_ARCHITECTURE, load_script, save_tiny_model
 
@@ -182,7 +183,7 @@ def test_failed_verification_exits_1_and_leaves_nothing(tmp_path, monkeypatch, c
     output = tmp_path / "export" / "model.onnx"
     assert main(["--model", str(model_folder), "--output", str(output)]) == 1
     err = capsys.readouterr().err
-    assert "FAILED" in err and "verification failed" in err
+    assert "FAILED" in err and "does not reproduce the PyTorch model" in err
     assert list(output.parent.iterdir()) == []  # no graph, no side files, no temporary file
 
 
