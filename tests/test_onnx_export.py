@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,15 @@ def test_float16_export_is_verified_against_float32(tmp_path) -> None:
     segmenter = OnnxSegmenter.from_pretrained(output)
     assert segmenter.input_dtype == np.float16
     assert segmenter.logits(np.zeros((1, 3, 64, 64), dtype=np.float32)).dtype == np.float32
+
+
+@pytest.mark.slow
+def test_benchmark_memory_probe_runs_an_export_in_a_subprocess(exported) -> None:
+    """The probe behind benchmarks/onnx_memory.py: figures for the graph on onnxruntime, never a timing check."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from segret_bench.memory import probe_onnx_memory
+
+    result = probe_onnx_memory(exported["output"], 96, 128, 1, timeout_s=120, memory_limit_gib=16)
+    assert result.status == "ok" and result.metric == "peak RSS (VmHWM)"
+    assert result.peak_mib >= result.after_build_mib > 0
+    assert result.steady_call_s is not None
