@@ -240,7 +240,6 @@ def _scan_chunks(
     and the caller cuts off its outputs. (A scan needs a carried value; a step counter serves.)
     """
     steps = (length + chunk - 1) // chunk
-    torch._check(steps * chunk >= length)  # true, but torch.export's solver cannot prove it for the callers' crops
     indices = F.pad(torch.arange(length, device=device), (0, steps * chunk - length)).view(steps, chunk)
     counter = torch.zeros((), dtype=torch.int64, device=device)
     _, out = scan(lambda step, chunk_indices: (step + 1, body(chunk_indices)), counter, indices)
