@@ -23,10 +23,8 @@ from safetensors.torch import load_file
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
 from segret_hf.cli.convert import image_size_argument
 from segret_hf.conversion import file_sha256
-from segret_hf.data.label_maps import parse_id2label_spec
 from segret_hf.data.label_sets import ADE20K_CLASSES
-from segret_hf.model_card import PAPER_MIOU, paper_miou, render_model_card
-from segret_hf.model_index import Measurement, paper_results
+from segret_hf.model_index import paper_results
 
 from helpers import SMALL_ARCHITECTURE, load_script
 
@@ -223,20 +221,6 @@ def test_variant_and_architecture_are_exclusive(tmp_path):
 # ------------------------------------------------------------------------------------------------------
 # Labels, image size
 # ------------------------------------------------------------------------------------------------------
-
-
-def test_id2label_sources(tmp_path):
-    (tmp_path / "dict.json").write_text(json.dumps({"0": "a", "1": "b"}))
-    (tmp_path / "list.json").write_text(json.dumps(["a", "b"]))
-    (tmp_path / "gap.json").write_text(json.dumps({"0": "a", "2": "b"}))
-    assert parse_id2label_spec(tmp_path / "dict.json") == ({0: "a", 1: "b"}, None)
-    assert parse_id2label_spec(tmp_path / "list.json") == ({0: "a", 1: "b"}, None)
-    with pytest.raises(ValueError, match="exactly 0..1"):
-        parse_id2label_spec(tmp_path / "gap.json")
-    id2label, dataset = parse_id2label_spec("COCO_Stuff")
-    assert dataset == "coco-stuff" and len(id2label) == 171
-    with pytest.raises(ValueError, match="neither an existing JSON file nor a built-in label set"):
-        parse_id2label_spec("pascal")
 
 
 def test_id2label_overrides_meta_classes_and_sizes_the_processor(tmp_path):
@@ -449,36 +433,6 @@ def test_backbone_only_card(converted):
     assert "Only the backbone is pretrained" in card.text
     assert "RMT ImageNet-1k classification checkpoint" in card.text
     assert file_sha256(RMT) in card.text
-
-
-def test_card_for_a_training_run():
-    text = render_model_card(
-        num_parameters=25_983_862,
-        num_labels=19,
-        model_id="someone/segret-small-cityscapes",
-        variant="small",
-        dataset="cityscapes",
-        measurement=Measurement({"mean_iou": 0.8123, "mean_accuracy": 0.88}, "cityscapes", "Cityscapes", "validation"),
-        measurement_note="Cityscapes val, single scale.",
-        hyperparameters={"learning_rate": 1e-4, "crop_size": (512, 1024)},
-        base_model="someone/rmt-small",
-    )
-    card = ModelCard(text)
-    assert card.data.datasets == ["cityscapes"] and card.data.base_model == "someone/rmt-small"
-    assert "### Measured on these weights" in text and "| mIoU | 0.8123 |" in text
-    assert "not measured by the training run that produced these weights" in text
-    assert "| Cityscapes | 512x1024 | 82.93 | 83.52 |" in text
-    assert "| crop_size | 512, 1024 |" in text
-    assert "Converted from" not in text
-
-
-def test_paper_table():
-    assert paper_miou("large", "ade20k") == (52.0, 52.23)
-    assert paper_miou("base", "coco-stuff-10k") == (45.92, 46.06)
-    assert paper_miou(None, "ade20k") is None
-    assert set(PAPER_MIOU) == {"tiny", "small", "base", "large"}
-    large_ade = render_model_card(num_parameters=1, num_labels=150, model_id="x", variant="large", dataset="ade20k")
-    assert "| ADE20K | 640x640 | 52.0 | 52.23 |" in large_ade
 
 
 # ------------------------------------------------------------------------------------------------------

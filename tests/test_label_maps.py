@@ -1,12 +1,15 @@
-"""Label-map decoding and train-id conversion shared by training and evaluation."""
+"""Label-map decoding, train-id conversion and `--id2label` specs, shared by training, evaluation and conversion."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 
-from segret_hf.data.label_maps import LabelMapError, LabelMapping, label_map_array
+from segret_hf.data.label_maps import LabelMapError, LabelMapping, label_map_array, parse_id2label_spec
 from segret_hf.data.presets import get_preset
 
 
@@ -44,3 +47,17 @@ def test_mapping_for_dataset_follows_flags_then_preset() -> None:
     trusted = LabelMapping.for_dataset(19, get_preset("cityscapes"), None, labels_are_train_ids=True)
     assert trusted.lookup is None and trusted.describe() == "as stored (train ids)"
     assert LabelMapping(3).invalid_values(np.array([0, 2, 3, 255, -1, 3])).tolist() == [-1, 3]
+
+
+def test_id2label_sources(tmp_path: Path) -> None:
+    (tmp_path / "dict.json").write_text(json.dumps({"0": "a", "1": "b"}))
+    (tmp_path / "list.json").write_text(json.dumps(["a", "b"]))
+    (tmp_path / "gap.json").write_text(json.dumps({"0": "a", "2": "b"}))
+    assert parse_id2label_spec(tmp_path / "dict.json") == ({0: "a", 1: "b"}, None)
+    assert parse_id2label_spec(tmp_path / "list.json") == ({0: "a", 1: "b"}, None)
+    with pytest.raises(ValueError, match="exactly 0..1"):
+        parse_id2label_spec(tmp_path / "gap.json")
+    id2label, dataset = parse_id2label_spec("COCO_Stuff")
+    assert dataset == "coco-stuff" and len(id2label) == 171
+    with pytest.raises(ValueError, match="neither an existing JSON file nor a built-in label set"):
+        parse_id2label_spec("pascal")

@@ -12,7 +12,7 @@ from huggingface_hub import EvalResult, ModelCard, metadata_load
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation
 from segret_hf.data.presets import get_preset
 from segret_hf.data.recipes import DEFAULT_RECIPE
-from segret_hf.model_card import SourceCheckpoint, public_name, render_model_card
+from segret_hf.model_card import PAPER_MIOU, SourceCheckpoint, paper_miou, public_name, render_model_card
 from segret_hf.model_index import PAPER_URL, Measurement, paper_results
 from segret_hf.training.card import RunDescription, model_card_text
 
@@ -183,3 +183,33 @@ def test_measurement_refuses_unknown_metrics() -> None:
     with pytest.raises(ValueError, match="Measurement metrics must be among"):
         Measurement({"miou": 0.5}, "d", "d", "validation")
     assert isinstance(paper_results("cityscapes", (81.75, 82.17))[0], EvalResult)
+
+
+def test_card_for_a_training_run():
+    text = render_model_card(
+        num_parameters=25_983_862,
+        num_labels=19,
+        model_id="someone/segret-small-cityscapes",
+        variant="small",
+        dataset="cityscapes",
+        measurement=Measurement({"mean_iou": 0.8123, "mean_accuracy": 0.88}, "cityscapes", "Cityscapes", "validation"),
+        measurement_note="Cityscapes val, single scale.",
+        hyperparameters={"learning_rate": 1e-4, "crop_size": (512, 1024)},
+        base_model="someone/rmt-small",
+    )
+    card = ModelCard(text)
+    assert card.data.datasets == ["cityscapes"] and card.data.base_model == "someone/rmt-small"
+    assert "### Measured on these weights" in text and "| mIoU | 0.8123 |" in text
+    assert "not measured by the training run that produced these weights" in text
+    assert "| Cityscapes | 512x1024 | 82.93 | 83.52 |" in text
+    assert "| crop_size | 512, 1024 |" in text
+    assert "Converted from" not in text
+
+
+def test_paper_table():
+    assert paper_miou("large", "ade20k") == (52.0, 52.23)
+    assert paper_miou("base", "coco-stuff-10k") == (45.92, 46.06)
+    assert paper_miou(None, "ade20k") is None
+    assert set(PAPER_MIOU) == {"tiny", "small", "base", "large"}
+    large_ade = render_model_card(num_parameters=1, num_labels=150, model_id="x", variant="large", dataset="ade20k")
+    assert "| ADE20K | 640x640 | 52.0 | 52.23 |" in large_ade
