@@ -31,14 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 evaluate_script = load_script(ROOT / "scripts" / "evaluate.py")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def datasets_cache(tmp_path_factory: pytest.TempPathFactory):
-    """Keep `load_dataset`'s Arrow cache out of the user's home directory."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_datasets_cache"))
-        yield
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return save_model_folder(tmp_path_factory.mktemp("model"), {i: f"class{i}" for i in range(NUM_LABELS)})

@@ -36,6 +36,17 @@ class DatasetFacts:
     license_link: str = ""
 
 
+_COCO_STUFF_LICENSE = (
+    "The COCO and COCO-Stuff annotations are licensed under Creative Commons Attribution 4.0; the images come from "
+    "Flickr and are subject to the Flickr terms of use."
+)
+_COCO_STUFF_CITATION = """@inproceedings{caesar2018cocostuff,
+  title     = {COCO-Stuff: Thing and Stuff Classes in Context},
+  author    = {Caesar, Holger and Uijlings, Jasper and Ferrari, Vittorio},
+  booktitle = {CVPR},
+  year      = {2018}
+}"""
+
 DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
     {
         "ade20k": DatasetFacts(
@@ -90,14 +101,9 @@ DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
             "(http://images.cocodataset.org/zips/) and `stuffthingmaps_trainval2017.zip` from the COCO-Stuff "
             "repository (http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/).",
             license_id="cc-by-4.0",
-            license_text="The COCO and COCO-Stuff annotations are licensed under Creative Commons Attribution 4.0; "
-            "the images come from Flickr and are subject to the Flickr terms of use.",
-            citation="""@inproceedings{caesar2018cocostuff,
-  title     = {COCO-Stuff: Thing and Stuff Classes in Context},
-  author    = {Caesar, Holger and Uijlings, Jasper and Ferrari, Vittorio},
-  booktitle = {CVPR},
-  year      = {2018}
-}
+            license_text=_COCO_STUFF_LICENSE,
+            citation=_COCO_STUFF_CITATION
+            + """
 @inproceedings{lin2014coco,
   title     = {Microsoft COCO: Common Objects in Context},
   author    = {Lin, Tsung-Yi and Maire, Michael and Belongie, Serge and Hays, James and Perona, Pietro and
@@ -113,14 +119,8 @@ DATASET_FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
             downloads="`cocostuff-10k-v1.1.zip` from the COCO-Stuff repository "
             "(http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/cocostuff-10k-v1.1.zip).",
             license_id="cc-by-4.0",
-            license_text="The COCO and COCO-Stuff annotations are licensed under Creative Commons Attribution 4.0; "
-            "the images come from Flickr and are subject to the Flickr terms of use.",
-            citation="""@inproceedings{caesar2018cocostuff,
-  title     = {COCO-Stuff: Thing and Stuff Classes in Context},
-  author    = {Caesar, Holger and Uijlings, Jasper and Ferrari, Vittorio},
-  booktitle = {CVPR},
-  year      = {2018}
-}""",
+            license_text=_COCO_STUFF_LICENSE,
+            citation=_COCO_STUFF_CITATION,
             raw_values="1-based COCO ids 1..182 as in the `S` arrays of the `.mat` files, 0 = unlabelled",
         ),
     }
