@@ -21,16 +21,16 @@ _METHOD_TITLES = {"timing": "Timing", "flops": "FLOPs", "memory": "Memory"}
 _EMPTY = "–"
 
 
-def _num(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
+def format_number(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
     return _EMPTY if value is None else f"{value * scale:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def _environment_lines(results: dict[str, Any]) -> list[str]:
+def environment_lines(results: dict[str, Any]) -> list[str]:
     env, settings = results["environment"], results["settings"]
     device = env["device"]
     where = f"{device['cpu_model']}, {device['cpu_count']} CPUs, {device['torch_threads']} torch threads"
@@ -60,27 +60,27 @@ def _timing_section(phase: str, rows: list[dict[str, Any]]) -> list[str]:
     columns: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("model", lambda r: r["model"]),
         ("status", lambda r: r["status"]),
-        ("first call (s)", lambda r: _num(r["first_call_s"])),
-        ("min (ms)", lambda r: _num(r["min_s"], 0, 1e3)),
-        ("median (ms)", lambda r: _num(r["median_s"], 0, 1e3)),
+        ("first call (s)", lambda r: format_number(r["first_call_s"])),
+        ("min (ms)", lambda r: format_number(r["min_s"], 0, 1e3)),
+        ("median (ms)", lambda r: format_number(r["median_s"], 0, 1e3)),
     ]
     if phase in ("throughput", "headline"):
         columns += [
-            ("images/s (median)", lambda r: _num(r.get("images_per_s"))),
-            ("images/s (best)", lambda r: _num(r.get("images_per_s_best"))),
+            ("images/s (median)", lambda r: format_number(r.get("images_per_s"))),
+            ("images/s (best)", lambda r: format_number(r.get("images_per_s_best"))),
         ]
     optional: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("÷ B2 (median)", lambda r: _num(r.get("ratio_vs_reference"))),
-        ("÷ B2 (min)", lambda r: _num(r.get("ratio_vs_reference_min"))),
-        ("÷ B2 (paired)", lambda r: _num(r.get("ratio_vs_reference_paired"))),
-        ("÷ eager (median)", lambda r: _num(r.get("ratio_vs_eager"))),
-        ("÷ eager (paired)", lambda r: _num(r.get("ratio_vs_eager_paired"))),
-        ("compile gain vs sdpa (median)", lambda r: _num(r.get("compile_speedup"))),
-        ("compile gain vs sdpa (paired)", lambda r: _num(r.get("compile_speedup_paired"))),
+        ("÷ B2 (median)", lambda r: format_number(r.get("ratio_vs_reference"))),
+        ("÷ B2 (min)", lambda r: format_number(r.get("ratio_vs_reference_min"))),
+        ("÷ B2 (paired)", lambda r: format_number(r.get("ratio_vs_reference_paired"))),
+        ("÷ eager (median)", lambda r: format_number(r.get("ratio_vs_eager"))),
+        ("÷ eager (paired)", lambda r: format_number(r.get("ratio_vs_eager_paired"))),
+        ("compile gain vs sdpa (median)", lambda r: format_number(r.get("compile_speedup"))),
+        ("compile gain vs sdpa (paired)", lambda r: format_number(r.get("compile_speedup_paired"))),
     ]
     columns += [(name, cell) for name, cell in optional if any(cell(r) != _EMPTY for r in rows)]
     table = [[cell(row) for _, cell in columns] for row in rows]
-    return [f"### {title}", "", *_table([name for name, _ in columns], table), ""]
+    return [f"### {title}", "", *markdown_table([name for name, _ in columns], table), ""]
 
 
 def _timing_sections(timings: list[dict[str, Any]]) -> list[str]:
@@ -98,10 +98,10 @@ def _static_section(static: list[dict[str, Any]]) -> list[str]:
     sizes = list(static[0]["gflops_per_image"]) if static else []
     header = ["model", "parameters (M)", *(f"GFLOPs/image @ {size}" for size in sizes)]
     rows = [
-        [row["model"], _num(row["parameters"], 2, 1e-6), *(_num(row["gflops_per_image"][s], 1) for s in sizes)]
+        [row["model"], format_number(row["parameters"], 2, 1e-6), *(format_number(row["gflops_per_image"][s], 1) for s in sizes)]
         for row in static
     ]
-    return ["## Parameters and FLOPs", "", *_table(header, rows), ""]
+    return ["## Parameters and FLOPs", "", *markdown_table(header, rows), ""]
 
 
 def _memory_section(memory: list[dict[str, Any]]) -> list[str]:
@@ -122,16 +122,16 @@ def _memory_section(memory: list[dict[str, Any]]) -> list[str]:
             row["model"],
             row["size"],
             row["status"],
-            _num(row["after_build_mib"], 0),
-            _num(row["peak_mib"], 0),
-            _num(row["peak_delta_mib"], 0),
-            _num(row["steady_delta_mib"], 0),
-            _num(row["first_call_s"]),
-            _num(row["steady_call_s"]),
+            format_number(row["after_build_mib"], 0),
+            format_number(row["peak_mib"], 0),
+            format_number(row["peak_delta_mib"], 0),
+            format_number(row["steady_delta_mib"], 0),
+            format_number(row["first_call_s"]),
+            format_number(row["steady_call_s"]),
         ]
         for row in memory
     ]
-    return [f"## Memory, batch 1 ({metric}, fresh subprocess per row)", "", *_table(header, rows), ""]
+    return [f"## Memory, batch 1 ({metric}, fresh subprocess per row)", "", *markdown_table(header, rows), ""]
 
 
 def _headline_text(results: dict[str, Any]) -> str:
@@ -143,12 +143,12 @@ def _headline_text(results: dict[str, Any]) -> str:
         row = rows.get(model)
         if row is None or row["status"] != "ok":
             return f"{model} {row['status'] if row else 'not run'}"
-        return f"{model} {_num(row['min_s'], 0, 1e3)} / {_num(row['median_s'], 0, 1e3)} ms (min / median)"
+        return f"{model} {format_number(row['min_s'], 0, 1e3)} / {format_number(row['median_s'], 0, 1e3)} ms (min / median)"
 
     text = (
         f"Forward at {head['input']}: {times(head['model'])}, {times(head['reference'])}. Time ratio "
-        f"{_num(head['ratio_median'])} (medians), {_num(head['ratio_min'])} (minima), "
-        f"{_num(head['ratio_paired'])} (median of per-round ratios)."
+        f"{format_number(head['ratio_median'])} (medians), {format_number(head['ratio_min'])} (minima), "
+        f"{format_number(head['ratio_paired'])} (median of per-round ratios)."
     )
     if head.get("target") is not None and head.get("below_target") is not None:
         relation = "below" if head["below_target"] else "not below"
@@ -158,7 +158,7 @@ def _headline_text(results: dict[str, Any]) -> str:
 
 def render_markdown(results: dict[str, Any]) -> str:
     """The whole result document as markdown: environment, method, then one table per measurement."""
-    lines = ["# SegRet benchmark results", "", *_environment_lines(results), ""]
+    lines = ["# SegRet benchmark results", "", *environment_lines(results), ""]
     if "headline" in results:
         lines += ["## Headline", "", _headline_text(results), ""]
     lines += ["## Method", ""]
@@ -187,11 +187,18 @@ def result_stem(results: dict[str, Any], tag: str) -> str:
     return f"{device_slug(results['environment']['device'])}_{tag}"
 
 
-def write_results(results: dict[str, Any], output_dir: Path, tag: str) -> tuple[Path, Path]:
-    """Write `<device>_<tag>.json` and `.md` under `output_dir`; returns both paths."""
+def write_document(
+    results: dict[str, Any], output_dir: Path, tag: str, render: Callable[[dict[str, Any]], str]
+) -> tuple[Path, Path]:
+    """Write `<device>_<tag>.json` and its markdown rendering `.md` under `output_dir`; returns both paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     stem = result_stem(results, tag)
     json_path, markdown_path = output_dir / f"{stem}.json", output_dir / f"{stem}.md"
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    markdown_path.write_text(render_markdown(results) + "\n", encoding="utf-8")
+    markdown_path.write_text(render(results) + "\n", encoding="utf-8")
     return json_path, markdown_path
+
+
+def write_results(results: dict[str, Any], output_dir: Path, tag: str) -> tuple[Path, Path]:
+    """A comparison-suite or headline document as `<device>_<tag>.json` / `.md`."""
+    return write_document(results, output_dir, tag, render_markdown)

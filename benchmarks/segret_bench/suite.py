@@ -83,7 +83,7 @@ def measure_static(specs: list[ModelSpec], sizes: list[Size]) -> list[dict[str, 
     return rows
 
 
-def _timing_row(spec: ModelSpec, phase: str, size: Size, batch_size: int, timing: Timing) -> dict[str, Any]:
+def timing_row(spec: ModelSpec, phase: str, size: Size, batch_size: int, timing: Timing) -> dict[str, Any]:
     row: dict[str, Any] = {
         "model": spec.label,
         "family": spec.family,
@@ -111,7 +111,7 @@ def _ratio(row: dict[str, Any], other: dict[str, Any] | None, key: str) -> float
     return row[key] / other[key]
 
 
-def _paired_ratio(row: dict[str, Any], other: dict[str, Any] | None) -> float | None:
+def paired_ratio(row: dict[str, Any], other: dict[str, Any] | None) -> float | None:
     """Median over rounds of this row's time / the other's time in the same round.
 
     Both calls of a round run seconds apart, so a load change that lasts longer than a round cancels out in
@@ -133,17 +133,17 @@ def add_ratios(rows: list[dict[str, Any]], reference: str = REFERENCE) -> None:
         ref = by_key.get((*group, reference))
         row["ratio_vs_reference"] = _ratio(row, ref, "median_s")
         row["ratio_vs_reference_min"] = _ratio(row, ref, "min_s")
-        row["ratio_vs_reference_paired"] = _paired_ratio(row, ref)
+        row["ratio_vs_reference_paired"] = paired_ratio(row, ref)
         if row["family"] != "segret":
             continue
         eager = by_key.get((*group, f"segret-{row['name']}/eager"))
         row["ratio_vs_eager"] = _ratio(row, eager, "median_s")
         row["ratio_vs_eager_min"] = _ratio(row, eager, "min_s")
-        row["ratio_vs_eager_paired"] = _paired_ratio(row, eager)
+        row["ratio_vs_eager_paired"] = paired_ratio(row, eager)
         if row["compiled"]:
             sdpa = by_key.get((*group, f"segret-{row['name']}/sdpa"))
             row["compile_speedup"] = _ratio(sdpa, row, "median_s") if sdpa else None
-            row["compile_speedup_paired"] = _paired_ratio(sdpa, row) if sdpa else None
+            row["compile_speedup_paired"] = paired_ratio(sdpa, row) if sdpa else None
 
 
 def _inference_step(model: torch.nn.Module, pixel_values: torch.Tensor) -> Callable[[], object]:
@@ -173,11 +173,11 @@ def measure_inference(
     rows = []
     for spec in specs:
         timing = timings.get(spec.label) or Timing(status=skipped[spec.label])
-        rows.append(_timing_row(spec, phase, size, batch_size, timing))
+        rows.append(timing_row(spec, phase, size, batch_size, timing))
     return rows
 
 
-def _training_step(
+def training_step(
     model: torch.nn.Module, pixel_values: torch.Tensor, labels: torch.Tensor, autocast_dtype: torch.dtype | None
 ) -> Callable[[], object]:
     """Forward with loss, backward, AdamW step: one optimisation step as a training loop would do it."""
@@ -194,7 +194,13 @@ def _training_step(
     return step
 
 
-def measure_training(specs: list[ModelSpec], options: SuiteOptions, log: Log) -> list[dict[str, Any]]:
+# Called with a timed row, its model and its step, after all rounds: to add measurements that need the model.
+RowInspector = Callable[[dict[str, Any], torch.nn.Module, Callable[[], object]], None]
+
+
+def measure_training(
+    specs: list[ModelSpec], options: SuiteOptions, log: Log, inspect: RowInspector | None = None
+) -> list[dict[str, Any]]:
     """Interleaved training-step timing; fp32 weights, with autocast to `dtype` when that is half precision.
 
     torch.compile rows are left out: compiling the backward graph costs minutes and is a separate question.
@@ -204,12 +210,12 @@ def measure_training(specs: list[ModelSpec], options: SuiteOptions, log: Log) ->
     autocast_dtype = None if options.dtype == torch.float32 else options.dtype
     torch.manual_seed(0)
     pixel_values = torch.randn(batch, 3, *size, device=options.device)
-    steps, failed = {}, {}
+    steps, models, failed = {}, {}, {}
     for spec in specs:
         try:
-            model = build_model(spec, options.device, torch.float32, train=True)
+            model = models[spec.label] = build_model(spec, options.device, torch.float32, train=True)
             labels = torch.randint(0, model.config.num_labels, (batch, *size), device=options.device)
-            steps[spec.label] = _training_step(model, pixel_values, labels, autocast_dtype)
+            steps[spec.label] = training_step(model, pixel_values, labels, autocast_dtype)
         except Exception as error:  # noqa: BLE001 - a model that cannot be built is reported, not fatal
             failed[spec.label] = describe_error(error)
     log(f"training: batch {batch} at {format_size(size)}, {len(steps)} models")
@@ -217,7 +223,9 @@ def measure_training(specs: list[ModelSpec], options: SuiteOptions, log: Log) ->
     rows = []
     for spec in specs:
         timing = timings.get(spec.label) or Timing(status=failed[spec.label])
-        rows.append(_timing_row(spec, "training", size, batch, timing))
+        rows.append(timing_row(spec, "training", size, batch, timing))
+        if inspect is not None and timing.times_s:
+            inspect(rows[-1], models[spec.label], steps[spec.label])
     return rows
 
 
@@ -314,7 +322,7 @@ def headline_summary(rows: list[dict[str, Any]], target: float | None = None) ->
     """The headline's ratios from its two timing rows (SegRet-tiny first, then the reference), with `add_ratios` done.
 
     `target` is an optional ratio to compare with: `below_target` says whether the paired ratio, the one least
-    moved by other jobs' load (see `_paired_ratio`), is below it. Without a target there is no comparison.
+    moved by other jobs' load (see `paired_ratio`), is below it. Without a target there is no comparison.
     """
     tiny = rows[0]
     paired = tiny["ratio_vs_reference_paired"]
