@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "origin
 def options(**overrides) -> gpu.GpuOptions:
     values = {
         "device": torch.device("cpu"),
-        "forward_specs": [segret("sdpa"), segret("eager"), REFERENCE],
+        "forward_specs": [segret("sdpa"), segret("eager"), replace(segret("sdpa"), channels_last=True), REFERENCE],
         "training_specs": [segret("sdpa"), REFERENCE],
         "flex_specs": [segret("eager")],  # any implementation exercises the paired path; flex would compile
         "compile_specs": [],
@@ -91,6 +92,7 @@ def test_timings_carry_utilisation_memory_and_sdpa_ratios(report: dict) -> None:
     assert forward["weights_mib"] > 0 and forward["peak_above_resident_mib"] is None  # CUDA-only measurement
     assert rows[("flex_attention", "segret-test/sdpa")]["ratio_vs_sdpa_paired"] == 1.0
     assert rows[("flex_attention", "segret-test/eager")]["ratio_vs_sdpa_paired"] > 0
+    assert rows[("throughput", "segret-test/sdpa+channels_last")]["ratio_vs_sdpa_paired"] > 0
 
 
 def test_utilisation_against_each_peak() -> None:

@@ -313,7 +313,7 @@ def paired_rows(
     spec: ModelSpec, size: Size, batch: int, options: GpuOptions, log: Log, phase: str
 ) -> list[dict[str, Any]]:
     """`spec` timed in the same rounds as eager-mode `sdpa` of its variant: the paired ratio says what it gains."""
-    baseline = replace(spec, implementation="sdpa", compiled=False)
+    baseline = replace(spec, implementation="sdpa", compiled=False, channels_last=False)
     rows = forward_rows([baseline, spec], size, batch, options, log)
     for row in rows:
         row["phase"] = phase

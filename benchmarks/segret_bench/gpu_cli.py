@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile(model) of sdpa, timed against eager mode (default: tiny small)",
     )  # fmt: skip
     parser.add_argument(
+        "--channels_last_variants", nargs="*", choices=variants, default=["tiny", "base"],
+        help="extra sdpa rows with channels-last convolutions, forward and training (default: tiny base)",
+    )  # fmt: skip
+    parser.add_argument(
         "--sizes", nargs="+", type=hw_argument, default=[(512, 512), (1024, 2048)], help="forward HEIGHTxWIDTH"
     )
     parser.add_argument(
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if len(args.batch_sizes) != len(args.sizes):
-        parser.error(f"--batch_sizes needs one batch per --sizes entry ({len(args.sizes)}), got {len(args.batch_sizes)}")
+        sizes, batches = len(args.sizes), len(args.batch_sizes)
+        parser.error(f"--batch_sizes needs one batch per --sizes entry ({sizes}), got {batches}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available (use --device cpu for a smoke run)")
     if args.device == "cpu" and args.dtype != "float32":
@@ -78,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.repeats, args.warmup, args.train_batch_size, args.correctness_batch_size, *args.batch_sizes) < 1:
         parser.error("--repeats, --warmup and every batch size must be at least 1")
     baselines = [segformer_spec(name) for name in args.baselines]
+    channels_last = [segret_spec(v, "sdpa", channels_last=True) for v in args.channels_last_variants]
     options = GpuOptions(
         device=torch.device(args.device),
-        forward_specs=[segret_spec(v, i) for v in args.variants for i in ("sdpa", "eager")] + baselines,
-        training_specs=[segret_spec(v, "sdpa") for v in args.variants] + baselines,
+        forward_specs=[segret_spec(v, i) for v in args.variants for i in ("sdpa", "eager")] + channels_last + baselines,
+        training_specs=[segret_spec(v, "sdpa") for v in args.variants] + channels_last + baselines,
         flex_specs=[segret_spec(v, "flex_attention") for v in args.flex_variants],
         compile_specs=[segret_spec(v, "sdpa", compiled=True) for v in args.compile_variants],
         correctness_specs=[segret_spec("tiny", "sdpa")],

@@ -42,12 +42,14 @@ class ModelSpec:
     config_kwargs: dict[str, Any] = field(repr=False)
     implementation: str = "sdpa"
     compiled: bool = False
+    channels_last: bool = False  # convolution weights (and so their outputs) in NHWC memory format
 
     @property
     def label(self) -> str:
+        suffix = ("+channels_last" if self.channels_last else "") + ("+compile" if self.compiled else "")
         if self.family == "segformer":
-            return f"segformer-{self.name}"
-        return f"segret-{self.name}/{self.implementation}" + ("+compile" if self.compiled else "")
+            return f"segformer-{self.name}{suffix}"
+        return f"segret-{self.name}/{self.implementation}{suffix}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,10 +59,10 @@ class ModelSpec:
         return cls(**data)
 
 
-def segret_spec(variant: str, implementation: str, compiled: bool = False) -> ModelSpec:
+def segret_spec(variant: str, implementation: str, compiled: bool = False, channels_last: bool = False) -> ModelSpec:
     """A released SegRet size with 150 labels."""
     kwargs = {**SEGRET_VARIANTS[variant], "num_labels": NUM_LABELS}
-    return ModelSpec("segret", variant, kwargs, implementation, compiled)
+    return ModelSpec("segret", variant, kwargs, implementation, compiled, channels_last)
 
 
 def segformer_spec(name: str) -> ModelSpec:
@@ -75,13 +77,16 @@ def build_config(spec: ModelSpec) -> PreTrainedConfig:
 
 
 def build_model(spec: ModelSpec, device: torch.device, dtype: torch.dtype, train: bool = False) -> nn.Module:
-    """Random-weight model on `device` in `dtype`, in eval mode (or train mode), compiled if the spec says so.
+    """Random-weight model on `device` in `dtype`, in eval mode (or train mode), channels-last and compiled if the
+    spec says so.
 
     The seed is fixed so that every process (main and memory probes) builds the same weights.
     """
     torch.manual_seed(0)
     model_class = SegRetForSemanticSegmentation if spec.family == "segret" else SegformerForSemanticSegmentation
     model = model_class(build_config(spec)).to(device=device, dtype=dtype)
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model.train(train)
     return torch.compile(model) if spec.compiled else model
 
