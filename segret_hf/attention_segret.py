@@ -29,7 +29,8 @@ Under `torch.export` (and so `torch.onnx.export(..., dynamo=True)`) the feature 
 in Python would be decided once, on the example input, and the graph would keep that choice for every size
 (a whole-image bias, quadratic in the number of tokens). Exported graphs therefore always attend in chunks of
 queries inside a `scan` loop that the graph keeps (an ONNX `Scan`), each chunk building only its own slice of
-the bias, so their memory grows linearly with the image at any size. PyTorch execution is unaffected.
+the bias, so their memory grows linearly with the image at any size. PyTorch execution, `torch.compile`
+included, is unaffected (`is_exporting`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._dynamo import config as dynamo_config
 from torch._higher_order_ops.scan import scan
 from torch.nn.attention.flex_attention import flex_attention
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -52,6 +54,16 @@ Whole-image layers give one `(batch, heads, H*W, H*W)` tensor (queries and keys 
 Decomposed layers give the pair `(rows, columns)`: `rows` `(batch, H, heads, W, W)` holds, for each image
 row, the attention between its W tokens; `columns` `(batch, W, heads, H, H)` the same for each column.
 """
+
+def is_exporting() -> bool:
+    """True while `torch.export` traces the model, False under `torch.compile` and in eager execution.
+
+    `torch.compiler.is_exporting()` alone is not enough: Dynamo in torch 2.11 answers True for every traced
+    call, `torch.compile` included, which sent compiled models down the export-only `scan` loop (Inductor then
+    fails on it). The flag that torch.export sets for its whole trace tells the two apart on every version.
+    """
+    return torch.compiler.is_exporting() and getattr(torch.compiler, "_is_exporting_flag", True)
+
 
 # Registered attention functions that cannot add a bias to the logits (or need a generation cache).
 _BIASLESS_IMPLEMENTATIONS = ("flash_attention", "paged|")
@@ -124,7 +136,7 @@ class RetentionBias:
         row = (scale * _axis_distance(width, decay.device)).to(dtype)
         column = (scale * _axis_distance(height, decay.device)).to(dtype)
         bias = cls(decay, height, width, row=row, column=column)
-        if decomposed or torch.compiler.is_exporting():  # exported graphs build bias slices in their loop
+        if decomposed or is_exporting():  # exported graphs build bias slices in their loop
             return bias
         full_bytes = decay.shape[0] * (height * width) ** 2 * row.element_size()
         if implementation == "eager" or full_bytes <= FULL_BIAS_BUDGET_BYTES:
@@ -206,7 +218,7 @@ def _whole(
     q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))  # (B, heads, HW, d)
     if bias.full is not None:
         out, weights = attend(q, k, v, bias.full)
-    elif torch.compiler.is_exporting():
+    elif is_exporting():
         out, weights = _whole_in_scan(attend, q, k, v, bias), None
     else:
         band_bytes = num_heads * width * height * width * bias.row.element_size()  # one image row of queries
@@ -298,6 +310,16 @@ def _whole_in_scan(
     return out.permute(1, 2, 0, 3, 4).flatten(2, 3)[:, :, :tokens]
 
 
+# Compiled FlexAttention kernels are specialised to the dtype, the number of heads and the head size, so one
+# process running several variants and precisions needs more of them than Dynamo's default recompile limit (8)
+# of the one compiled function; past that limit it would silently run FlexAttention uncompiled, which
+# materialises every score matrix (6.7 GB above the weights for SegRet-tiny at 1024x2048 on an H100, against
+# 0.6 GB with `sdpa`).
+FLEX_RECOMPILE_LIMIT = 64
+# FlexAttention's GPU kernels need a head size of at least 16; smaller heads are zero-padded to it.
+FLEX_MIN_HEAD_SIZE = 16
+
+
 @lru_cache(maxsize=1)
 def _compiled_flex_attention() -> Callable[..., torch.Tensor]:
     """FlexAttention only avoids materialising scores when compiled; compile it once per process."""
@@ -310,15 +332,21 @@ def _flex_whole(
     """Whole-image retention with the Manhattan decay computed from token indices inside the kernel."""
     batch, height, width, channels = q.shape
     q, k, v = (_split_heads(t, num_heads).flatten(1, 2).transpose(1, 2) for t in (q, k, v))
+    head_size = q.shape[-1]
+    if head_size < FLEX_MIN_HEAD_SIZE:  # zeros add nothing to q.k and give output columns that are dropped
+        q, k, v = (F.pad(t, (0, FLEX_MIN_HEAD_SIZE - head_size)) for t in (q, k, v))
     decay, row_length = bias.decay, bias.width
 
     def manhattan_decay(score, b, h, q_idx, kv_idx):
         distance = (q_idx // row_length - kv_idx // row_length).abs() + (q_idx % row_length - kv_idx % row_length).abs()
         return score + decay[h] * distance
 
-    # Inside a user's torch.compile the plain function is traced into their graph; eagerly it is compiled here.
-    attend = flex_attention if torch.compiler.is_compiling() else _compiled_flex_attention()
-    out = attend(q, k, v, score_mod=manhattan_decay)
+    if torch.compiler.is_compiling():  # inside a user's torch.compile: traced into their graph
+        out = flex_attention(q, k, v, score_mod=manhattan_decay, scale=head_size**-0.5)
+    else:
+        with dynamo_config.patch(recompile_limit=FLEX_RECOMPILE_LIMIT):
+            out = _compiled_flex_attention()(q, k, v, score_mod=manhattan_decay, scale=head_size**-0.5)
+    out = out[..., :head_size]
     return out.transpose(1, 2).reshape(batch, height, width, channels), None
 
 
@@ -353,7 +381,7 @@ def retention_attention(
         )
     if not decomposed:
         return _whole(attend, q, k, v, bias, num_heads)
-    if torch.compiler.is_exporting():
+    if is_exporting():
         return _decomposed_in_scan(attend, q, k, v, bias, num_heads), None
     return _decomposed(attend, q, k, v, bias, num_heads)
 

@@ -130,8 +130,57 @@ def test_exported_graphs_attend_in_chunks_with_the_same_result(
     monkeypatch.setattr(attention, "EXPORT_CHUNK_TOKENS", 5)
     monkeypatch.setattr(attention, "EXPORT_CHUNK_LINES", 2)
     monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    monkeypatch.setattr(torch.compiler, "_is_exporting_flag", True)  # what torch.export sets for its trace
     bias = RetentionBias.build(decay, height, width, decomposed, implementation, torch.float32)
     assert bias.full is None
     out, weights = retention_attention(implementation, q, k, v, bias, heads, decomposed)
     assert weights is None
     torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
+
+
+def test_compiled_models_keep_the_eager_kernels_where_dynamo_claims_to_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch 2.11's Dynamo answers `is_exporting()` with True under torch.compile too; without torch.export's own
+    flag that answer must not send the model down the export-only scan loop (Inductor cannot compile it)."""
+    import segret_hf.attention_segret as attention
+
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    monkeypatch.setattr(torch.compiler, "_is_exporting_flag", False)
+    assert not attention.is_exporting()
+    bias = RetentionBias.build(retention_decay(2, 2.0, 6.0), 3, 4, False, "sdpa", torch.float32)
+    assert bias.full is not None  # the whole-image bias of eager execution, not the per-chunk slices of export
+    monkeypatch.setattr(torch.compiler, "_is_exporting_flag", True)
+    assert attention.is_exporting()
+
+
+@pytest.mark.parametrize("head_size", [8, 12])
+def test_flex_attention_pads_heads_below_its_kernel_minimum(head_size: int) -> None:
+    """FlexAttention's GPU kernels need heads of 16 channels or more: smaller heads are padded, same result."""
+    generator = torch.Generator().manual_seed(4)
+    heads, height, width = 2, 5, 6
+    q, k, v = (torch.randn(1, height, width, heads * head_size, generator=generator) for _ in range(3))
+    decay = retention_decay(heads, 2.0, 6.0)
+    outputs = {}
+    for implementation in ("eager", "flex_attention"):
+        bias = RetentionBias.build(decay, height, width, False, implementation, torch.float32)
+        outputs[implementation] = retention_attention(implementation, q, k, v, bias, heads, False)[0]
+    assert outputs["flex_attention"].shape == q.shape
+    torch.testing.assert_close(outputs["flex_attention"], outputs["eager"], atol=1e-5, rtol=0)
+
+
+def test_flex_attention_may_compile_past_dynamos_default_recompile_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each (dtype, heads, head size) needs its own compiled kernel; at Dynamo's default limit of 8 the compiled
+    function would silently run uncompiled and materialise every score matrix."""
+    import segret_hf.attention_segret as attention
+
+    limits = []
+
+    def recording_flex(q, k, v, score_mod, scale):
+        limits.append(torch._dynamo.config.recompile_limit)
+        return torch.zeros_like(q)
+
+    monkeypatch.setattr(attention, "_compiled_flex_attention", lambda: recording_flex)
+    q = torch.randn(1, 3, 4, 32)
+    bias = RetentionBias.build(retention_decay(2, 2.0, 6.0), 3, 4, False, "flex_attention", torch.float32)
+    retention_attention("flex_attention", q, q, q, bias, 2, False)
+    assert limits == [attention.FLEX_RECOMPILE_LIMIT] and attention.FLEX_RECOMPILE_LIMIT > 8
+    assert torch._dynamo.config.recompile_limit == 8  # restored after the call

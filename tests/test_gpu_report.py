@@ -127,3 +127,10 @@ def test_command_line_refuses_mismatched_batches_and_half_precision_on_cpu(capsy
         gpu_cli.main(["--device", "cpu"])
     assert "--device cpu runs float32 only" in capsys.readouterr().err
 
+
+
+def test_only_the_chosen_steps_run() -> None:
+    chosen = ("peak", "flops", "flex_attention")
+    results = gpu.run_report(options(steps=chosen), log=lambda m: None, save=lambda r: None)
+    assert list(results["steps"]) == list(chosen)
+    assert {row["phase"] for row in results["timings"]} == {"flex_attention"} and not results["precision"]

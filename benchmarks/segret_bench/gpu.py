@@ -50,6 +50,10 @@ DATASHEET_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4}
 FIXTURE_TOLERANCE = 1e-4
 
 
+# The report's steps in the order they run; "forward" stands for one step per forward shape.
+STEPS = ("peak", "correctness", "flops", "forward", "training", "flex_attention", "compile")
+
+
 @dataclass
 class GpuOptions:
     """What the report measures; `benchmarks/gpu_report.py` fills it from the command line."""
@@ -67,6 +71,7 @@ class GpuOptions:
     repeats: int = 10
     warmup: int = 3
     budget_s: float = float("inf")
+    steps: tuple[str, ...] = STEPS
     fixtures: Path | None = None
     implementations: tuple[str, ...] = ("eager", "sdpa", "flex_attention")
     matmul_size: int = 8192
@@ -346,6 +351,8 @@ def run_report(options: GpuOptions, log: Log, save: Callable[[dict[str, Any]], N
     gflops: dict[tuple[str, str], float] = {}
 
     def step(name: str, work: Callable[[], None]) -> None:
+        if name.split()[0] not in options.steps:
+            return
         if options.time_left() <= 0:
             results["steps"][name] = "skipped: time budget spent"
         else:

@@ -12,7 +12,7 @@ from segret_hf.configuration_segret import SEGRET_VARIANTS
 from segret_hf.inference import hw_argument
 
 from .cli import DEFAULT_OUTPUT_DIR
-from .gpu import GpuOptions, render_gpu_markdown, run_report, write_gpu_results
+from .gpu import STEPS, GpuOptions, render_gpu_markdown, run_report, write_gpu_results
 from .models import SEGFORMER_BASELINES, segformer_spec, segret_spec
 
 DEFAULT_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "original_checkpoints"
@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--correctness_size", type=hw_argument, default=(512, 512), help="input of the precision checks (512x512)"
     )
     parser.add_argument("--correctness_batch_size", type=int, default=2, help="default: 2")
+    parser.add_argument(
+        "--steps", nargs="+", choices=STEPS, default=list(STEPS),
+        help="which steps to run (default: all); FLOPs are counted whenever a timing step runs",
+    )  # fmt: skip
     parser.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default: 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds, the first call included (default: 3)")
@@ -99,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         budget_s=args.budget_s or float("inf"),
         fixtures=args.fixtures if args.fixtures.is_dir() else None,
+        steps=tuple(args.steps) + (("flops",) if set(args.steps) - {"peak", "correctness"} else ()),
     )
 
     def log(message: str) -> None:
