@@ -394,3 +394,18 @@ def test_persistent_loader_workers_follow_the_epoch() -> None:
         (batch,) = list(loader)
         expected = torch.stack([augmentation(pixels, labels, row)[0] for row in range(2)])
         assert torch.equal(batch, expected), f"epoch {epoch}"
+
+
+def test_opencv_runs_single_threaded_in_loader_workers() -> None:
+    """The loader's parallelism is one worker process per core: OpenCV must not add a thread pool to each."""
+
+    class Threads(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, row: int) -> int:
+            return cv2.getNumThreads()
+
+    assert cv2.getNumThreads() == 1
+    (threads,) = torch.utils.data.DataLoader(Threads(), num_workers=1)
+    assert int(threads) == 1
