@@ -7,7 +7,8 @@ are the fastest available on 8-bit images (fixed-point SIMD code).
 
 OpenCV is made single-threaded when this module is imported, as mmseg's training entry point does
 (`opencv_num_threads=0`): the loader's parallelism is its worker processes, one per core, and each worker's
-OpenCV starting a thread per core would oversubscribe them (and a thread pool does not survive `fork`).
+OpenCV starting a thread per core would oversubscribe them. Worker processes import this module (spawn) or
+inherit the setting (fork).
 """
 
 from __future__ import annotations
