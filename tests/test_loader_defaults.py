@@ -28,7 +28,7 @@ def test_workers_come_from_the_cores_of_each_process(machine, monkeypatch: pytes
     machine(16)
     assert data_loader_defaults({}, world_size=1) == {
         "dataloader_num_workers": 15,  # one core stays with the training process
-        "dataloader_persistent_workers": False,  # exact resume
+        "dataloader_persistent_workers": True,  # exact resume kept (tests/test_training.py)
         "dataloader_pin_memory": True,
         "dataloader_prefetch_factor": 4,
     }
@@ -56,14 +56,19 @@ def test_flags_the_user_set_are_kept_and_steer_the_others(machine) -> None:  # n
     chosen = data_loader_defaults({"dataloader_num_workers": 0, "dataloader_pin_memory": True}, world_size=1)
     assert chosen == {"dataloader_persistent_workers": False, "dataloader_prefetch_factor": None}
     chosen = data_loader_defaults({"dataloader_num_workers": 2, "dataloader_prefetch_factor": 8}, world_size=1)
-    assert chosen == {"dataloader_persistent_workers": False, "dataloader_pin_memory": True}
+    assert chosen == {"dataloader_persistent_workers": True, "dataloader_pin_memory": True}
+    chosen = data_loader_defaults({"dataloader_num_workers": 2, "dataloader_persistent_workers": False}, world_size=1)
+    assert chosen == {"dataloader_pin_memory": True, "dataloader_prefetch_factor": 4}
 
 
 def test_training_arguments_get_the_defaults(machine, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
     machine(6, cuda=False)
     args = parse_arguments(["--output_dir", "o", "--model_variant", "tiny"]).training
-    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (5, False)
+    assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (5, True)
     assert (args.dataloader_prefetch_factor, args.dataloader_pin_memory) == (4, False)
+    with caplog.at_level(logging.INFO, logger="segret_hf"):
+        log_data_loader_settings(args)
+    assert "Data loader: 5 worker processes (6 cores available), persistent workers True" in caplog.text
     args = parse_arguments(["--output_dir", "o", "--model_variant", "tiny", "--dataloader_num_workers", "0"]).training
     assert (args.dataloader_num_workers, args.dataloader_persistent_workers) == (0, False)
     assert args.dataloader_prefetch_factor is None

@@ -6,6 +6,7 @@ All runs use a ~20k-parameter SegRet, 32-pixel crops and a handful of steps, on 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -117,26 +118,31 @@ def test_tiny_run_learns_logs_metrics_and_writes_outputs(scenes: Path, tiny_mode
     assert reloaded.config.num_labels == len(CLASS_NAMES)
 
 
-def test_resume_continues_exactly(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:
-    """Stopping at step 3 (mid-epoch) and resuming gives the uninterrupted run's weights and losses."""
-    common = ("--max_steps", "6", "--save_steps", "3", "--logging_steps", "1", "--learning_rate", "2e-3",
-              "--dataloader_num_workers", "1")  # 3 epochs, each loaded by a worker process
-    main(run_args(scenes, tiny_model, tmp_path / "straight", *common))
-    main(
-        run_args(
-            scenes, tiny_model, tmp_path / "resumed", *common,
-            "--resume_from_checkpoint", str(tmp_path / "straight" / "checkpoint-3"),
-        )
-    )  # fmt: skip
+def test_resume_continues_exactly(
+    scenes: Path, tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Resuming mid-epoch (step 3) and at an epoch boundary (step 4) gives the uninterrupted run's weights and
+    losses, with the default persistent workers: one for training, one for evaluation (every 2 steps), both
+    kept across epochs, where resumed runs start theirs at other points than the uninterrupted run."""
+    common = ("--max_steps", "6", "--save_steps", "1", "--logging_steps", "1", "--learning_rate", "2e-3",
+              "--eval_strategy", "steps", "--eval_steps", "2", "--save_total_limit", "6",
+              "--dataloader_num_workers", "1")  # 3 epochs of 2 steps
+    with caplog.at_level(logging.INFO, logger="segret_hf"):
+        main(run_args(scenes, tiny_model, tmp_path / "straight", *common))
+    assert "Data loader: 1 worker processes" in caplog.text and "persistent workers True" in caplog.text
     straight = load_file(tmp_path / "straight" / "model.safetensors")
-    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
-    for key, value in straight.items():
-        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
 
-    def losses_after_step_3(output: Path) -> list[tuple[int, float]]:
-        return [(e["step"], e["loss"]) for e in log_history(output) if "loss" in e and e["step"] > 3]
+    def losses_after(step: int, output: Path) -> list[tuple[int, float]]:
+        return [(e["step"], e.get("loss", e.get("eval_loss"))) for e in log_history(output) if e["step"] > step]
 
-    assert losses_after_step_3(tmp_path / "resumed") == losses_after_step_3(tmp_path / "straight")
+    for step in (3, 4):
+        resumed_output = tmp_path / f"resumed-{step}"
+        checkpoint = tmp_path / "straight" / f"checkpoint-{step}"
+        main(run_args(scenes, tiny_model, resumed_output, *common, "--resume_from_checkpoint", str(checkpoint)))
+        resumed = load_file(resumed_output / "model.safetensors")
+        for key, value in straight.items():
+            torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=f"from step {step}: {key}")
+        assert losses_after(step, resumed_output) == losses_after(step, tmp_path / "straight"), step
 
 
 def test_gradient_accumulation_reports_the_same_loss_scale(scenes: Path, tiny_model: Path, tmp_path: Path) -> None:

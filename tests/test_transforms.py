@@ -1,15 +1,18 @@
 """Training augmentation on 8-bit images, checked against a step-by-step reference of mmseg's pipeline, and the
 decoding of stored image bytes.
 
-The reference below is written the plain way (full-size nearest-neighbour label map, `np.unique` per crop
-try, mmseg's `convert` per photometric step, textbook RGB <-> HSV in float64), consumes the random draws in
-the pipeline's documented order, and must give the same samples.
+The reference below is mmseg 0.x's code written out plainly on a BGR image, as mmseg holds it: mmcv's
+`imrescale` (`cv2.resize`, bilinear for the image, nearest for the full-size label map), `np.unique` per crop
+try, `np.flip`, `PhotoMetricDistortion` with mmcv's `bgr2hsv` / `hsv2bgr` (`cv2.cvtColor`) and its `convert`
+per step, and mmcv's `imnormalize`. It consumes the random draws in the pipeline's documented order, and
+must give the same samples.
 """
 
 from __future__ import annotations
 
 import io
 
+import cv2
 import datasets
 import numpy as np
 import PIL.Image
@@ -22,14 +25,9 @@ from segret_hf.data.label_maps import LabelMapping
 from segret_hf.training.arguments import SizeArguments
 from segret_hf.training.data import INDEX_COLUMN, SegmentationDataError, SplitSource
 from segret_hf.training.decoding import decode_rgb, keep_encoded
-from segret_hf.training.photometric import PhotometricParams, rotate_hue, saturate
-from segret_hf.training.transforms import (
-    CategoryBalancedCrop,
-    PaperAugmentation,
-    SplitTransform,
-    resize_bilinear,
-    sample_seed,
-)
+from segret_hf.training.kernels import nearest_indices, resize_bilinear
+from segret_hf.training.photometric import PhotometricParams, photometric_distortion
+from segret_hf.training.transforms import CategoryBalancedCrop, PaperAugmentation, SplitTransform, sample_seed
 
 from helpers import png_bytes
 
@@ -43,53 +41,36 @@ STD = np.array(PROCESSOR.image_std, dtype=np.float32) * 255
 # ---------------------------------------------------------------------------------------------------------
 
 
-def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hue in degrees, saturation and value of float64 `(..., 3)` RGB, with OpenCV's sector order."""
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    value, chroma = rgb.max(-1), rgb.max(-1) - rgb.min(-1)
-    saturation = np.where(value > 0, chroma / np.maximum(value, 1e-12), 0.0)
-    safe = np.maximum(chroma, 1e-12)
-    hue = np.where(
-        value == red,
-        60 * (green - blue) / safe,
-        np.where(value == green, 120 + 60 * (blue - red) / safe, 240 + 60 * (red - green) / safe),
-    )
-    return np.where(chroma > 0, hue % 360, 0.0), saturation, value
-
-
-def hsv_to_rgb(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> np.ndarray:
-    channels = []
-    for n in (5, 3, 1):
-        k = (n + hue / 60) % 6
-        channels.append(value - value * saturation * np.clip(np.minimum(k, 4 - k), 0, 1))
-    return np.stack(channels, -1)
-
-
-def round_half_up(values: np.ndarray) -> np.ndarray:
-    """`hsv2bgr`'s rounding back to uint8, ties up; the margin absorbs float64 error on exact ties."""
-    return np.clip(np.floor(values + 0.5 + 1e-9), 0, 255).astype(np.uint8)
-
-
 def mmseg_convert(image: np.ndarray, alpha: float = 1, beta: float = 0) -> np.ndarray:
     """mmseg's `PhotoMetricDistortion.convert`."""
     return np.clip(image.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
 
 
-def reference_photometric(image: np.ndarray, params: PhotometricParams) -> np.ndarray:
-    """mmseg's `PhotoMetricDistortion.__call__` on `(H, W, 3)` uint8 RGB with the drawn parameters."""
+def mmseg_saturation(bgr: np.ndarray, alpha: float) -> np.ndarray:
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    hsv[:, :, 1] = mmseg_convert(hsv[:, :, 1], alpha=alpha)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def mmseg_hue(bgr: np.ndarray, delta: int) -> np.ndarray:
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    hsv[:, :, 0] = (hsv[:, :, 0].astype(int) + delta) % 180
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def reference_photometric(bgr: np.ndarray, params: PhotometricParams) -> np.ndarray:
+    """mmseg's `PhotoMetricDistortion.__call__` on an `(H, W, 3)` uint8 BGR image with the drawn parameters."""
     if params.brightness is not None:
-        image = mmseg_convert(image, beta=params.brightness)
+        bgr = mmseg_convert(bgr, beta=params.brightness)
     if params.contrast_first and params.contrast is not None:
-        image = mmseg_convert(image, alpha=params.contrast)
+        bgr = mmseg_convert(bgr, alpha=params.contrast)
     if params.saturation is not None:
-        hue, saturation, value = rgb_to_hsv(image.astype(np.float64))
-        image = round_half_up(hsv_to_rgb(hue, np.clip(saturation * params.saturation, 0, 1), value))
+        bgr = mmseg_saturation(bgr, params.saturation)
     if params.hue is not None:
-        hue, saturation, value = rgb_to_hsv(image.astype(np.float64))
-        image = round_half_up(hsv_to_rgb((hue + 2 * params.hue) % 360, saturation, value))
+        bgr = mmseg_hue(bgr, params.hue)
     if not params.contrast_first and params.contrast is not None:
-        image = mmseg_convert(image, alpha=params.contrast)
-    return image
+        bgr = mmseg_convert(bgr, alpha=params.contrast)
+    return bgr
 
 
 def reference_sample(
@@ -103,18 +84,15 @@ def reference_sample(
     """mmseg's train pipeline on `(H, W, 3)` uint8 RGB and its `(H, W)` label map: `(normalised image, labels,
     the branches taken)`."""
     branches = set()
-    # Resize(img_scale, ratio_range, keep_ratio=True): mmcv's rescale_size. The resize primitive stands in for
-    # cv2.resize(INTER_LINEAR) on uint8, a fixed-point kernel too (checked against exact bilinear below).
+    bgr = image[:, :, ::-1].copy()  # mmcv.imread
+    # Resize(img_scale, ratio_range, keep_ratio=True): mmcv's rescale_size, then mmcv.imresize (cv2).
     ratio = float(torch.empty(()).uniform_(*ratio_range, generator=generator))
     long_edge, short_edge = int(sizes.train_scale[0] * ratio), int(sizes.train_scale[1] * ratio)
     height, width = label.shape
     factor = min(long_edge / max(height, width), short_edge / min(height, width))
     new_height, new_width = int(height * factor + 0.5), int(width * factor + 0.5)
-    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
-    image = F.interpolate(tensor, size=(new_height, new_width), mode="bilinear", align_corners=False)
-    image = image[0].permute(1, 2, 0).numpy()
-    # cv2.INTER_NEAREST: source index floor(i * source / target).
-    label = label[np.arange(new_height) * height // new_height][:, np.arange(new_width) * width // new_width]
+    bgr = cv2.resize(bgr, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+    label = cv2.resize(label.astype(np.uint8), (new_width, new_height), interpolation=cv2.INTER_NEAREST)
 
     # RandomCrop(crop_size, cat_max_ratio).
     crop_height, crop_width = sizes.crop_size
@@ -132,24 +110,26 @@ def reference_sample(
                 break
             branches.add("crop retried")
             top, left = crop_box()
-    image = image[top : top + crop_height, left : left + crop_width]
+    bgr = bgr[top : top + crop_height, left : left + crop_width]
     label = label[top : top + crop_height, left : left + crop_width]
 
-    # RandomFlip(0.5).
+    # RandomFlip(0.5): mmcv.imflip.
     if torch.rand(1, generator=generator) < 0.5:
-        image, label = image[:, ::-1], label[:, ::-1]
+        bgr, label = np.flip(bgr, axis=1), np.flip(label, axis=1)
         branches.add("flipped")
 
     params = PhotometricParams.draw(generator)
-    image = reference_photometric(image, params)
+    bgr = reference_photometric(bgr, params)
     branches |= {name for name in ("brightness", "contrast", "saturation", "hue") if getattr(params, name) is not None}
     branches.add("contrast first" if params.contrast_first else "contrast last")
 
-    # Normalize, then Pad(crop_size, pad_val=0, seg_pad_val=255).
-    normalised = (image.astype(np.float32) - MEAN) / STD
+    # Normalize(to_rgb=True): mmcv.imnormalize. Then Pad(crop_size, pad_val=0, seg_pad_val=255).
+    normalised = cv2.cvtColor(bgr.astype(np.float32), cv2.COLOR_BGR2RGB)
+    cv2.subtract(normalised, np.float64(MEAN.reshape(1, -1)), normalised)
+    cv2.multiply(normalised, 1 / np.float64(STD.reshape(1, -1)), normalised)
     pixel_values = np.zeros((crop_height, crop_width, 3), dtype=np.float32)
     labels = np.full((crop_height, crop_width), 255, dtype=np.int64)
-    pixel_values[: image.shape[0], : image.shape[1]] = normalised
+    pixel_values[: bgr.shape[0], : bgr.shape[1]] = normalised
     labels[: label.shape[0], : label.shape[1]] = label
     if label.shape != labels.shape:
         branches.add("padded")
@@ -193,8 +173,9 @@ def test_augmentation_matches_the_mmseg_reference(ratio_range: tuple[float, floa
         )
         assert pixel_values.shape == (3, 48, 56) and labels.dtype == torch.int64
         np.testing.assert_array_equal(labels.numpy(), expected_labels, err_msg=f"row {row}")
+        # The same grey levels: only the normalisation's float32 rounding differs (mmcv multiplies by 1 / std).
         grey_levels = np.abs(pixel_values.numpy() - expected_pixels) * STD[:, None, None]
-        assert grey_levels.max() <= 1.0, f"row {row}: {grey_levels.max()} grey levels apart"
+        assert grey_levels.max() < 1e-3, f"row {row}: {grey_levels.max()} grey levels apart"
         branches |= taken
     expected = {"flipped", "brightness", "contrast", "saturation", "hue", "contrast first", "contrast last"}
     if cat_max_ratio < 1:
@@ -203,30 +184,47 @@ def test_augmentation_matches_the_mmseg_reference(ratio_range: tuple[float, floa
 
 
 def test_uint8_resize_is_within_one_grey_level_of_exact_bilinear() -> None:
-    image = torch.from_numpy(scene(45, 70, seed=0)[0]).permute(2, 0, 1)
-    for size in [(90, 140), (30, 47), (64, 99)]:
-        exact = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+    image = scene(45, 70, seed=0)[0]
+    for size in [(90, 140), (30, 47), (64, 99), (45, 70)]:
+        tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+        exact = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
         resized = resize_bilinear(image, size)
-        assert resized.dtype == torch.uint8 and resized.shape == (3, *size)
-        assert (resized.float() - exact).abs().max() <= 1.0
+        assert resized.dtype == np.uint8 and resized.shape == (*size, 3)
+        assert (torch.from_numpy(resized).float() - exact).abs().max() <= 1.0
 
 
-def test_saturation_and_hue_are_exact_hsv_maths() -> None:
-    """Every 8-bit colour class (greys, black, saturated, random), several factors and every hue shift."""
+def test_label_resize_follows_cv2_nearest() -> None:
+    """OpenCV's nearest neighbour is `floor(i * (source / target))` in floating point, which differs from the
+    integer rule for some sizes (e.g. 2 -> 428: index 214 maps to 0); the crop's index maps follow cv2."""
+    rng = np.random.default_rng(0)
+    for source, target in [((2, 3), (428, 694)), ((60, 80), (121, 163)), ((512, 683), (256, 341)), ((7, 9), (7, 9))]:
+        label = rng.integers(0, 255, source, dtype=np.uint8)
+        expected = cv2.resize(label, target[::-1], interpolation=cv2.INTER_NEAREST)
+        rows, cols = nearest_indices(source[0], target[0]), nearest_indices(source[1], target[1])
+        np.testing.assert_array_equal(label[rows][:, cols], expected, err_msg=str((source, target)))
+    assert nearest_indices(2, 428)[214] == 0  # the integer rule would give 1
+
+
+def test_photometric_steps_are_mmsegs_on_every_colour() -> None:
+    """Each step alone on every 8-bit colour class (greys, black, saturated, random), several factors and every
+    hue shift: the lookup tables on RGB give what mmseg's code gives on BGR."""
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
     image[:5] = image[:5, :, :1]  # greys
     image[5:7] = 0
     image[7:9, :, 0] = 255  # red channel at its maximum
-    tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-    hue, saturation, value = rgb_to_hsv(image.astype(np.float64))
-    for alpha in [0.5, 0.7731, 1.0, 1.25, 1.4999]:
-        alpha = float(torch.tensor(alpha, dtype=torch.float32))  # drawn factors are float32 values
-        expected = round_half_up(hsv_to_rgb(hue, np.clip(saturation * alpha, 0, 1), value))
-        np.testing.assert_array_equal(saturate(tensor, alpha).permute(1, 2, 0).numpy(), expected, err_msg=str(alpha))
-    for shift in range(-18, 18):
-        expected = round_half_up(hsv_to_rgb((hue + 2 * shift) % 360, saturation, value))
-        np.testing.assert_array_equal(rotate_hue(tensor, shift).permute(1, 2, 0).numpy(), expected, err_msg=str(shift))
+    bgr = image[:, :, ::-1].copy()
+
+    def only(**draws: object) -> PhotometricParams:
+        params = {"brightness": None, "contrast_first": True, "contrast": None, "saturation": None, "hue": None}
+        return PhotometricParams(**{**params, **draws})
+
+    cases = [(only(saturation=alpha), mmseg_saturation(bgr, alpha)) for alpha in [0.5, 0.7731, 1.0, 1.25, 1.4999]]
+    cases += [(only(hue=shift), mmseg_hue(bgr, shift)) for shift in range(-18, 18)]
+    cases += [(only(brightness=beta), mmseg_convert(bgr, beta=beta)) for beta in [-31.5, -0.2, 7.9]]
+    cases += [(only(contrast=alpha, contrast_first=False), mmseg_convert(bgr, alpha=alpha)) for alpha in [0.6, 1.3]]
+    for params, expected in cases:
+        np.testing.assert_array_equal(photometric_distortion(image, params), expected[:, :, ::-1], err_msg=str(params))
 
 
 def _block_labels(height: int = 64, width: int = 80, block: int = 16) -> torch.Tensor:
@@ -396,3 +394,18 @@ def test_persistent_loader_workers_follow_the_epoch() -> None:
         (batch,) = list(loader)
         expected = torch.stack([augmentation(pixels, labels, row)[0] for row in range(2)])
         assert torch.equal(batch, expected), f"epoch {epoch}"
+
+
+def test_opencv_runs_single_threaded_in_loader_workers() -> None:
+    """The loader's parallelism is one worker process per core: OpenCV must not add a thread pool to each."""
+
+    class Threads(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, row: int) -> int:
+            return cv2.getNumThreads()
+
+    assert cv2.getNumThreads() == 1
+    (threads,) = torch.utils.data.DataLoader(Threads(), num_workers=1)
+    assert int(threads) == 1

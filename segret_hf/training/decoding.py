@@ -3,7 +3,7 @@
 `datasets` decodes an Image column to PIL (open, load, EXIF transpose, mode conversion), which is then copied
 to a tensor. Training instead keeps the image column encoded and decodes the stored bytes with torchvision's
 decoders (libjpeg-turbo, libpng, libwebp): the same pixels (EXIF orientation included; see the tests) in one
-step, as a channels-last uint8 tensor, which is the layout the augmentation's resize is fastest on.
+step, as a channels-last uint8 tensor: the `(H, W, 3)` array OpenCV's kernels take, without a copy.
 
 Whatever torchvision cannot decode to 8 bits (other formats, 16-bit PNGs, values stored by path only) takes
 the `datasets`/PIL path and the image processor's conversion, exactly as before.

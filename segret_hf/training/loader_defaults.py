@@ -7,11 +7,18 @@ the training process; processes of a multi-GPU run on the same machine split the
 batches per worker, and pins batches in page-locked memory when they go to a CUDA device (asynchronous
 host-to-device copies).
 
-Workers are not kept between epochs. A persistent loader draws its workers' base seed from the global
-generator once, when first iterated, instead of at every epoch; a run resumed in a later epoch then draws
-at a point where the uninterrupted run did not, and its dropout masks (and weights) diverge, so that
-`--resume_from_checkpoint` would no longer continue exactly. Starting the workers again costs a fraction
-of a second per epoch, nothing next to an epoch of the paper's datasets.
+Workers persist across epochs: they start once per run instead of at every epoch (a fork per worker, or
+with the spawn start method a new interpreter importing torch and the dataset). This keeps `--resume_from_checkpoint` exact because nothing in the loaders draws from the global torch
+generator, whose state the checkpoint holds and dropout and drop-path use:
+
+- a DataLoader draws its workers' base seed when an iterator is created: at every epoch, or only the first
+  time with persistent workers. A resumed run creates iterators at other points than the uninterrupted one
+  (the resumed epoch's batch-skipping loader, then a first iterator where the uninterrupted run kept its
+  workers), so draws from the global generator would shift its masks. `own_worker_seed_generator` gives
+  the Trainer's loaders their own generator for that draw instead;
+- the augmentation draws nothing from a worker's generators: every sample's randomness comes from
+  `(seed, epoch, row)` (`transforms.PaperAugmentation`), and persistent workers read the current epoch from
+  shared memory. What the workers were seeded with therefore changes no sample.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -55,7 +63,7 @@ def data_loader_defaults(explicit: Mapping[str, Any], world_size: int) -> dict[s
     on_cuda = torch.cuda.is_available() and not explicit.get("use_cpu", False)
     defaults = {
         "dataloader_num_workers": workers,
-        "dataloader_persistent_workers": False,  # see the module's docstring: exact resume
+        "dataloader_persistent_workers": workers > 0,  # exact resume kept: see the module's docstring
         "dataloader_pin_memory": on_cuda,
         "dataloader_prefetch_factor": PREFETCH_FACTOR if workers > 0 else None,
     }
@@ -73,3 +81,13 @@ def log_data_loader_settings(args: TrainingArguments) -> None:
         args.dataloader_prefetch_factor,
         args.dataloader_pin_memory,
     )
+
+
+def own_worker_seed_generator(loader: DataLoader, seed: int) -> DataLoader:
+    """`loader` (as the Trainer returns it) drawing its workers' base seed from a generator of its own, seeded
+    with `seed`, instead of from the global torch generator (see the module's docstring)."""
+    # accelerate's DataLoaderShard wraps the torch DataLoader; batch-skipping copies made on resume take the
+    # generator from it.
+    base = getattr(loader, "base_dataloader", loader)
+    base.generator = torch.Generator().manual_seed(seed)
+    return loader

@@ -17,6 +17,8 @@ Only what the stock Trainer cannot express is overridden:
 * `get_train_dataloader`: drops the last training batch when it would hold a single sample (BatchNorm
   cannot normalise one value per channel, which a small crop gives in the last stage); evaluation batches
   are left alone, which `--dataloader_drop_last` would not do.
+* `get_train_dataloader`, `get_eval_dataloader`: the loaders seed their workers from a generator of their
+  own, not the global one, so that persistent workers keep resuming exact (see `loader_defaults`).
 * `_save_checkpoint`: a full disk is reported as such, naming the checkpoint (see `saving`), and the
   incomplete checkpoint folder is removed.
 """
@@ -32,6 +34,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 from transformers import EvalPrediction, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
@@ -39,6 +42,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SchedulerType
 from ..data.label_sets import IGNORE_INDEX
 from ..data.recipes import DEFAULT_RECIPE, TrainingRecipe
 from ..metrics import SegmentationMetric
+from .loader_defaults import own_worker_seed_generator
 from .optim import parameter_groups
 from .saving import reporting_full_disk
 from .schedule import PolySchedule
@@ -95,11 +99,12 @@ class SegRetTrainer(Trainer):
         return super().create_scheduler(num_training_steps, optimizer)
 
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
-        """The Trainer's loader, without a last batch of one sample (see the module docstring)."""
+        """The Trainer's loader, with its own worker-seed generator and without a last batch of one sample (see
+        the module docstring)."""
         dataset = self.train_dataset
         samples_per_step = self._train_batch_size * self.args.world_size
         if not hasattr(dataset, "__len__") or samples_per_step == 1 or len(dataset) % samples_per_step != 1:
-            return super().get_train_dataloader()
+            return own_worker_seed_generator(super().get_train_dataloader(), self._worker_seed)
         if len(dataset) == 1:
             raise ValueError(
                 "The training split has a single row: a batch needs at least 2 samples for BatchNorm. Add rows "
@@ -108,9 +113,19 @@ class SegRetTrainer(Trainer):
         drop_last = self.args.dataloader_drop_last
         self.args.dataloader_drop_last = True
         try:
-            return super().get_train_dataloader()
+            return own_worker_seed_generator(super().get_train_dataloader(), self._worker_seed)
         finally:
             self.args.dataloader_drop_last = drop_last
+
+    def get_eval_dataloader(self, eval_dataset: str | Dataset | None = None) -> torch.utils.data.DataLoader:
+        """The Trainer's loader, with its own worker-seed generator: with persistent workers, the first
+        evaluation after resuming would otherwise draw from the global generator where the uninterrupted run
+        did not."""
+        return own_worker_seed_generator(super().get_eval_dataloader(eval_dataset), self._worker_seed)
+
+    @property
+    def _worker_seed(self) -> int:
+        return self.args.data_seed if self.args.data_seed is not None else self.args.seed
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"

@@ -7,12 +7,11 @@ Training (mmseg 0.x `train_pipeline` of the SegRet configs):
 As in mmseg, the image stays uint8 until `Normalize`, which is also what makes this fast enough to keep a GPU
 fed (see benchmarks/README.md, "Input pipeline"):
 
-- the image is resized with torch's uint8 bilinear kernel on a channels-last tensor (no antialiasing, like
-  cv2's `INTER_LINEAR`, and like it a fixed-point kernel: within one grey level of exact bilinear);
-- the label map is never resized as a whole: each crop candidate is read through the nearest-neighbour index
-  maps (`floor(i * source / target)`, cv2's rule) and checked by counting the classes of that window only;
-- flip and photometric distortion work on the uint8 crop (`photometric.py`), and only the crop is converted
-  to float, normalised and padded.
+- the image is resized, flipped and photometrically distorted as an `(H, W, 3)` uint8 array with the OpenCV
+  kernels mmcv runs (`kernels.py`, `photometric.py`), so the pixels are the original training's;
+- the label map is never resized as a whole: each crop candidate is read through `cv2.resize`'s
+  nearest-neighbour index maps and checked by counting the classes of that window only;
+- only the crop is converted to float, normalised and padded.
 
 Randomness is drawn from a generator seeded by `(seed, epoch, row)` instead of the global one. A resumed
 run therefore augments every sample exactly as the uninterrupted run would, whatever the data loader
@@ -29,13 +28,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data.label_maps import LabelMapping
 from ..image_processing_segret import SegRetImageProcessor
 from .arguments import SizeArguments
 from .data import INDEX_COLUMN, SegmentationDataError, SplitSource, check_sample, train_id_label
 from .decoding import decode_rgb
+from .kernels import channel_planes, flip_horizontal, nearest_indices, normalise_into, resize_bilinear
 from .photometric import PhotometricParams, photometric_distortion
 
 RESIZE_RATIO_RANGE = (0.5, 2.0)
@@ -51,24 +50,12 @@ def rescaled_size(height: int, width: int, scale: tuple[int, int], ratio: float)
     return SegRetImageProcessor.get_output_size(height, width, bounds)
 
 
-def nearest_indices(source: int, target: int) -> np.ndarray:
-    """Source index of every target pixel when resizing `source` pixels to `target` with nearest neighbour."""
-    return np.arange(target, dtype=np.int64) * source // target
-
-
-def resize_bilinear(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize (half-pixel centres, no antialiasing) of a `(3, H, W)` uint8 image, channels-last."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    batch = image[None].contiguous(memory_format=torch.channels_last)  # free for decoded (HWC) images
-    return F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=False)[0]
-
-
-def as_uint8(pixels: torch.Tensor) -> torch.Tensor:
-    """The image in 8 bits, as mmseg reads it: float images (16-bit sources) are rounded to grey levels."""
-    if pixels.dtype == torch.uint8:
-        return pixels
-    return pixels.round().clamp_(0, 255).to(torch.uint8)
+def channels_last_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """A `(3, H, W)` image as the `(H, W, 3)` uint8 array mmseg reads: float images (16-bit sources) rounded
+    to grey levels. No copy for decoded images, which are channels-last already (see `decoding`)."""
+    if pixels.dtype != torch.uint8:
+        pixels = pixels.round().clamp_(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(pixels.permute(1, 2, 0).numpy())
 
 
 def compact_labels(label: torch.Tensor) -> np.ndarray:
@@ -185,28 +172,27 @@ class PaperAugmentation:
     def __call__(self, pixels: torch.Tensor, label: torch.Tensor, row: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`(3, crop_h, crop_w)` normalised float32 image and `(crop_h, crop_w)` int64 label map of one sample."""
         generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, row))
-        image = as_uint8(pixels)
+        image = channels_last_uint8(pixels)
         ratio = float(torch.empty(()).uniform_(*self.ratio_range, generator=generator))
-        size = rescaled_size(image.shape[-2], image.shape[-1], self.train_scale, ratio)
+        size = rescaled_size(image.shape[0], image.shape[1], self.train_scale, ratio)
         top, left, window = self.crop(compact_labels(label), size, generator)
         flip = bool(torch.rand(1, generator=generator) < FLIP_PROBABILITY)
         photometric = PhotometricParams.draw(generator)
 
         height, width = window.shape
-        image = resize_bilinear(image, size)[:, top : top + height, left : left + width]
-        labels = torch.from_numpy(np.ascontiguousarray(window))
+        image = resize_bilinear(image, size)[top : top + height, left : left + width]
         if flip:
-            image, labels = image.flip(-1), labels.flip(-1)
+            image, window = flip_horizontal(image), window[:, ::-1]
         image = photometric_distortion(image, photometric)
 
         # Normalise into the padded output (mmseg pads after normalising: padding is 0, the mean colour).
         padded = (height, width) != tuple(self.crop_size)
         pixel_values = (torch.zeros if padded else torch.empty)((3, *self.crop_size), dtype=torch.float32)
-        for channel, (mean, std) in enumerate(zip(self.mean, self.std)):
-            torch.sub(image[channel], mean, out=pixel_values[channel, :height, :width]).div_(std)
-        padded_labels = torch.full(self.crop_size, self.ignore_index, dtype=torch.int64)
-        padded_labels[:height, :width] = labels
-        return pixel_values, padded_labels
+        for channel, plane in enumerate(channel_planes(image)):
+            normalise_into(plane, self.mean[channel], self.std[channel], pixel_values.numpy()[channel, :height, :width])
+        labels = np.full(self.crop_size, self.ignore_index, dtype=np.int64)
+        labels[:height, :width] = window
+        return pixel_values, torch.from_numpy(labels)
 
 
 class EvaluationResize:
