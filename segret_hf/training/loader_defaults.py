@@ -8,8 +8,9 @@ batches per worker, and pins batches in page-locked memory when they go to a CUD
 host-to-device copies).
 
 Workers persist across epochs: they start once per run instead of at every epoch (a fork per worker, or
-with the spawn start method a new interpreter importing torch and the dataset). This keeps `--resume_from_checkpoint` exact because nothing in the loaders draws from the global torch
-generator, whose state the checkpoint holds and dropout and drop-path use:
+with the spawn start method a new interpreter importing torch and the dataset). `--resume_from_checkpoint`
+stays exact because nothing in the loaders draws from the global torch generator, whose state the checkpoint
+holds and dropout and drop-path use:
 
 - a DataLoader draws its workers' base seed when an iterator is created: at every epoch, or only the first
   time with persistent workers. A resumed run creates iterators at other points than the uninterrupted one
