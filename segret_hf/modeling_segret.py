@@ -7,6 +7,10 @@ handed out as `(B, C, H, W)` views of the same memory (channels_last strides), s
 Outputs follow transformers' conventions: `output_hidden_states` (a flag, or the indices of the stages to
 keep) and `output_attentions` are recorded by transformers' output-capturing hooks, as for SegFormer, and
 `SegRetBackbone` serves other heads through `AutoBackbone`.
+
+Each `forward` is the network's maths as trained (convolution, BatchNorm, activation). For inference,
+`SegRetPreTrainedModel.fuse` (run by `model.eval()`) puts fused modules in place of the units whose BatchNorm
+can be folded into the linear map before it, and `unfuse` (run by `model.train()`) puts the originals back.
 """
 
 from __future__ import annotations
@@ -58,14 +62,76 @@ def fold_batch_norm(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of `norm(linear_map(x))` as one linear map, valid while `norm` uses running statistics.
 
-    Inference folds every BatchNorm that follows a convolution or projection into it: the result equals the
-    two-step computation up to float rounding, and one full pass over the activation is saved.
+    The result equals the two-step computation up to float rounding, and saves one full pass over the
+    activation; the fused modules below are built on it.
     """
     scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
     shift = norm.bias - norm.running_mean * scale
     folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
     folded_bias = shift if bias is None else bias * scale + shift
     return folded_weight, folded_bias
+
+
+def _fold_if_changed(module: SegRetFusedModule, args: tuple[Any, ...]) -> None:
+    """Forward pre-hook of fused modules: fold again if a parameter or statistic they fold changed since."""
+    if not torch.compiler.is_compiling() and module.source_versions() != module.folded_versions:
+        module.fold()
+
+
+class SegRetFusedModule(nn.Module):
+    """Base of the modules that `SegRetPreTrainedModel.fuse` puts in place of another module for inference.
+
+    A fused module computes what the module it replaces computes in eval mode, with each BatchNorm folded into
+    the linear map before it (`fold_batch_norm`), so the activation is not read and written a second time. It
+    shares the replaced module's children (the very same dict of submodules), so parameter names,
+    `state_dict()`, `parameters()`, `.to()` and the optimiser see the same tensors whether the model is fused
+    or not; `unfuse` puts `original` back.
+
+    The folded tensors are non-persistent buffers computed outside autograd: they move with the model, never
+    enter a state dict and never pass a gradient to the parameters. `fold` computes them on every `fuse()`,
+    and again before a forward pass whenever a tensor they come from was replaced or changed in place since
+    (`load_state_dict`, an EMA copy, an edit in eval mode), as the unfused module would see the change. Inside
+    `torch.compile` and `torch.export` that check is skipped: fold first, with `eval()` or `fuse()`.
+    """
+
+    replaces: type[nn.Module]
+    folded_from: tuple[str, ...]  # the children whose parameters and buffers the folded tensors come from
+
+    def __init__(self, original: nn.Module) -> None:
+        super().__init__()
+        self._modules = original._modules
+        object.__setattr__(self, "original", original)  # not a submodule: its children are already ours
+        self.folded_versions: list[tuple[int, int]] = []
+        self.register_forward_pre_hook(_fold_if_changed)
+
+    @classmethod
+    def applies_to(cls, module: nn.Module) -> bool:
+        """Whether `module` has a BatchNorm this class folds."""
+        return isinstance(module, cls.replaces)
+
+    def folded(self) -> dict[str, torch.Tensor]:
+        """The folded tensors, by buffer name, from the current parameters and running statistics."""
+        raise NotImplementedError
+
+    def source_versions(self) -> list[tuple[int, int]]:
+        """Identity and in-place version counter of every tensor the folded ones are computed from."""
+        return [
+            (id(tensor), tensor._version)
+            for name in self.folded_from
+            for tensor in (*self._modules[name].parameters(), *self._modules[name].buffers())
+        ]
+
+    def fold(self) -> None:
+        """(Re)compute the folded tensors: plain tensors outside autograd, even under `torch.inference_mode`."""
+        with torch.inference_mode(False), torch.no_grad():
+            for name, tensor in self.folded().items():
+                self.register_buffer(name, tensor, persistent=False)
+        self.folded_versions = self.source_versions()
+
+    def release(self) -> None:
+        """Drop the folded tensors once `original` is back in the model (the next `fold` recomputes them)."""
+        for name in self._buffers:
+            self._buffers[name] = None
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
@@ -98,11 +164,22 @@ class SegRetConvNorm(nn.Module):
         self.normalization = nn.BatchNorm2d(out_channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.normalization.training:
-            return self.normalization(self.convolution(x))
+        return self.normalization(self.convolution(x))
+
+
+class SegRetFusedConvNorm(SegRetFusedModule):
+    """`SegRetConvNorm` at inference: one convolution whose weight and bias have the BatchNorm folded in."""
+
+    replaces = SegRetConvNorm
+    folded_from = ("convolution", "normalization")
+
+    def folded(self) -> dict[str, torch.Tensor]:
         weight, bias = fold_batch_norm(self.convolution.weight, self.convolution.bias, self.normalization)
+        return {"folded_weight": weight, "folded_bias": bias}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.convolution
-        return F.conv2d(x, weight, bias, conv.stride, conv.padding)
+        return F.conv2d(x, self.folded_weight, self.folded_bias, conv.stride, conv.padding)
 
 
 class SegRetStem(nn.Module):
@@ -305,6 +382,58 @@ class SegRetPreTrainedModel(PreTrainedModel):
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **registered}
         super().save_pretrained(save_directory, *args, **kwargs)
 
+    def train(self, mode: bool = True) -> SegRetPreTrainedModel:
+        """`nn.Module.train`, which also unfuses the model for training and fuses it for inference.
+
+        `train()` runs `unfuse()` first, so training always runs the original modules and their BatchNorms;
+        `train(False)`, hence `eval()` (and `from_pretrained`, which ends with it), runs `fuse()` after, so eval
+        mode always runs the folded network. Every `eval()` folds again from the current weights, so the
+        Trainer's train/evaluate alternation evaluates the weights just trained.
+        """
+        if mode:
+            self.unfuse()
+        super().train(mode)
+        if not mode:
+            self.fuse()
+        return self
+
+    def fuse(self) -> SegRetPreTrainedModel:
+        """Put a fused module (`SegRetFusedModule`) in place of every unit with a BatchNorm to fold: the stem
+        and downsampler convolutions, the decoder's ZIR stage projections and its fuse convolution.
+
+        The outputs are those of the unfused model in eval mode, up to float rounding. The folded weights are
+        computed from the current parameters and statistics on every call, and again when those change (see
+        `SegRetFusedModule`). While fused, the replaced modules (and their BatchNorms) do not run, so forward
+        hooks on them do not fire: call `unfuse()` to run the original modules in eval mode. Needs eval mode,
+        whose running statistics are what is folded.
+        """
+        if self.training:
+            raise ValueError(
+                "fuse() folds BatchNorm running statistics, which only eval mode uses; call model.eval(), which "
+                "fuses the model."
+            )
+        for parent in list(self.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, SegRetFusedModule):
+                    child.fold()
+                elif (fused := _fused_module(child)) is not None:
+                    setattr(parent, name, fused)
+        return self
+
+    def unfuse(self) -> SegRetPreTrainedModel:
+        """Put the original modules back in place of the fused ones (a no-op on an unfused model).
+
+        They are the same module objects, with the same parameters and hooks, as before `fuse()`; the state
+        dict is the same in both states.
+        """
+        for parent in list(self.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, SegRetFusedModule):
+                    child.release()
+                    child.original.train(child.training)
+                    setattr(parent, name, child.original)
+        return self
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Initialise every module as the original code does (docs/architecture.md, "Initialisation").
@@ -480,22 +609,58 @@ class SegRetStageProjection(nn.Module):
         """`(B, H, W, C_i)` -> `(B, H, W, C)`."""
         if self.zero_conv is None:
             return F.relu(self.proj(feature))
-        if self.zero_norm.training:
-            return F.relu(self.proj(feature) + _nhwc(self.zero_norm(self.zero_conv(_nchw(feature)))))
-        # Inference: Linear + BN(Conv1x1) is one linear map of the same input; apply it once.
+        return F.relu(self.proj(feature) + _nhwc(self.zero_norm(self.zero_conv(_nchw(feature)))))
+
+
+class SegRetFusedStageProjection(SegRetFusedModule):
+    """`SegRetStageProjection` with its ZIR branch at inference: `Linear(f) + BN(ZeroConv1x1(f))` is one linear
+    map of the same input, applied once as a single Linear."""
+
+    replaces = SegRetStageProjection
+    folded_from = ("proj", "zero_conv", "zero_norm")
+
+    @classmethod
+    def applies_to(cls, module: nn.Module) -> bool:
+        return super().applies_to(module) and module.zero_conv is not None  # without ZIR: nothing to fold
+
+    def folded(self) -> dict[str, torch.Tensor]:
         zero_weight, zero_bias = fold_batch_norm(self.zero_conv.weight.flatten(1), self.zero_conv.bias, self.zero_norm)
-        return F.relu(F.linear(feature, self.proj.weight + zero_weight, self.proj.bias + zero_bias))
+        return {"folded_weight": self.proj.weight + zero_weight, "folded_bias": self.proj.bias + zero_bias}
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.linear(feature, self.folded_weight, self.folded_bias))
+
+
+def fuse_stage_features(
+    projections: nn.ModuleList, features: list[torch.Tensor], weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The decoder's fuse convolution `weight` (`(C, 4C)`) applied to `[F_4, F_3, F_2, F_1]`, each `F_i` (the
+    i-th projection of the i-th channels-last stage feature) resized to `F_1`'s size, plus `bias`:
+    `(B, C, H_1, W_1)`.
+
+    The fuse conv and bilinear resizing are both linear, so the fuse is applied per stage at that stage's own
+    resolution (one C x C slice of the weight each) and the C-channel results are resized and summed. That
+    equals resizing and concatenating first up to float rounding, while never building the 4C-channel stride-4
+    tensor, and cuts the fuse cost of stages 2-4 by 4x-64x.
+    """
+    stages = len(features)
+    weight_slices = weight.chunk(stages, dim=1)  # slice j multiplies F_{stages - j}
+    size = features[0].shape[1:3]
+    fused = None
+    # Coarsest stage first, so the stride-4 partial (which carries the bias) is added last.
+    for index in reversed(range(stages)):
+        stage_bias = bias if index == 0 else None
+        partial = _nchw(F.linear(projections[index](features[index]), weight_slices[stages - 1 - index], stage_bias))
+        if index > 0:  # coarser stages (a same-size resize is exact, and keeps exported graphs size-free)
+            partial = F.interpolate(partial, size=size, mode="bilinear", align_corners=False)
+        fused = partial if fused is None else fused + partial
+    return fused
 
 
 class SegRetDecodeHead(nn.Module):
-    """SegRet's lightweight decoder.
-
-    Reference maths: resize F_2..F_4 to F_1's size, concatenate `[F_4, F_3, F_2, F_1]`, 1x1 conv (4C -> C,
-    no bias), BN, ReLU, Dropout2d, 1x1 classifier. The fuse conv and bilinear resizing are both linear, so
-    the fuse is applied per stage at that stage's own resolution (one C x C slice of the fuse weight each)
-    and the C-channel results are resized and summed. That equals the reference up to float rounding while
-    never building the 4C-channel stride-4 tensor, and cuts the fuse cost of stages 2-4 by 4x-64x.
-    """
+    """SegRet's lightweight decoder: resize F_2..F_4 to F_1's size, concatenate `[F_4, F_3, F_2, F_1]`, 1x1
+    conv (4C -> C, no bias), BN, ReLU, Dropout2d, 1x1 classifier; the fuse conv runs per stage
+    (`fuse_stage_features`)."""
 
     def __init__(self, config: SegRetConfig) -> None:
         super().__init__()
@@ -508,22 +673,23 @@ class SegRetDecodeHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Channels-last stage features `(B, H_i, W_i, C_i)` -> logits `(B, num_labels, H_1, W_1)`."""
-        stages = len(features)
-        fuse_weight, fuse_bias = self.linear_fuse.weight.flatten(1), None
-        if not self.fuse_norm.training:
-            fuse_weight, fuse_bias = fold_batch_norm(fuse_weight, None, self.fuse_norm)
-        fuse_slices = fuse_weight.chunk(stages, dim=1)  # slice j multiplies F_{stages - j}
-        size = features[0].shape[1:3]
-        fused = None
-        # Coarsest stage first, so the stride-4 partial (which carries the folded BN shift) is added last.
-        for index in reversed(range(stages)):
-            bias = fuse_bias if index == 0 else None
-            partial = _nchw(F.linear(self.linear_c[index](features[index]), fuse_slices[stages - 1 - index], bias))
-            if index > 0:  # coarser stages (a same-size resize is exact, and keeps exported graphs size-free)
-                partial = F.interpolate(partial, size=size, mode="bilinear", align_corners=False)
-            fused = partial if fused is None else fused + partial
-        if self.fuse_norm.training:
-            fused = self.fuse_norm(fused)
+        fused = fuse_stage_features(self.linear_c, features, self.linear_fuse.weight.flatten(1))
+        return self.classifier(self.dropout(F.relu(self.fuse_norm(fused))))
+
+
+class SegRetFusedDecodeHead(SegRetFusedModule):
+    """`SegRetDecodeHead` at inference: the BatchNorm after the fuse conv folded into the fuse conv's weight and
+    a bias. (Its stage projections are fused on their own, as `SegRetFusedStageProjection`.)"""
+
+    replaces = SegRetDecodeHead
+    folded_from = ("linear_fuse", "fuse_norm")
+
+    def folded(self) -> dict[str, torch.Tensor]:
+        weight, bias = fold_batch_norm(self.linear_fuse.weight.flatten(1), None, self.fuse_norm)
+        return {"folded_weight": weight, "folded_bias": bias}
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        fused = fuse_stage_features(self.linear_c, features, self.folded_weight, self.folded_bias)
         return self.classifier(self.dropout(F.relu(fused)))
 
 
@@ -579,6 +745,27 @@ class SegRetForSemanticSegmentation(SegRetPreTrainedModel):
         return SemanticSegmenterOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
+
+
+_FUSED_MODULES = (SegRetFusedConvNorm, SegRetFusedStageProjection, SegRetFusedDecodeHead)
+
+
+def _fused_module(module: nn.Module) -> SegRetFusedModule | None:
+    """The fused module that stands in for `module` at inference, folded, or None where there is nothing to fold.
+
+    It is built once and kept on `module`: each `fuse()` after a `train()` brings back the same fused
+    objects, so hooks registered on them stay and a compiled model does not meet new modules at every
+    evaluation.
+    """
+    fused_class = next((cls for cls in _FUSED_MODULES if cls.applies_to(module)), None)
+    if fused_class is None:
+        return None
+    fused = module.__dict__.get("_fused")
+    if fused is None:
+        fused = module.__dict__["_fused"] = fused_class(module)
+    fused.train(module.training)
+    fused.fold()
+    return fused
 
 
 def declare_for_segmentation_pipeline() -> None:

@@ -43,6 +43,23 @@ SMALL_ARCHITECTURE: dict[str, Any] = {
 """SegRet-Tiny's layout, narrower: two blocks in stage 3, decomposed and whole-image retention both used."""
 
 
+def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random values in every tensor (BN statistics and ZIR convs included) so that every part shows in outputs;
+    returns the model in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            values = torch.randn(tensor.shape, generator=generator) * 0.05
+            if name.endswith("running_var"):
+                values = values.abs() + 0.5
+            elif name.endswith(("norm.weight", "normalization.weight", "layer_norm.weight")):
+                values = values + 1.0
+            tensor.copy_(values)
+    return model.eval()
+
+
 def save_tiny_model(folder: Path, id2label: dict[int, str], **overrides: Any) -> Path:
     """A SegRet of ~20k parameters with fixed random weights (seed 0), saved with `save_pretrained`."""
     config = SegRetConfig(

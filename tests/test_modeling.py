@@ -26,29 +26,13 @@ from transformers.utils import logging as hf_logging
 import segret_hf
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor, SegRetModel
 
-from helpers import SMALL_ARCHITECTURE
+from helpers import SMALL_ARCHITECTURE, randomise
 
 ID2LABEL = {0: "sky", 1: "road", 2: "tree", 3: "car", 4: "person"}
 
 
 def tiny_config(**overrides) -> SegRetConfig:
     return SegRetConfig(**{**SMALL_ARCHITECTURE, "num_labels": 5, **overrides})
-
-
-def randomise(model: SegRetForSemanticSegmentation, seed: int = 0) -> SegRetForSemanticSegmentation:
-    """Random values in every tensor (BN statistics and ZIR convs included) so that every part shows in outputs."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            values = torch.randn(tensor.shape, generator=generator) * 0.05
-            if name.endswith("running_var"):
-                values = values.abs() + 0.5
-            elif name.endswith(("norm.weight", "normalization.weight", "layer_norm.weight")):
-                values = values + 1.0
-            tensor.copy_(values)
-    return model.eval()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import torch
 
 from segret_hf import SegRetConfig, SegRetForSemanticSegmentation, SegRetImageProcessor
 from segret_hf.inference import SegmentationInferencer
-from segret_hf.modeling_segret import SegRetDecodeHead
+from segret_hf.modeling_segret import SegRetFusedDecodeHead
 from segret_hf.cli.export_onnx import main
 from segret_hf.onnx_export import MIN_SIDE, OnnxExportError, check_attn_implementation, export_onnx
 
@@ -174,13 +174,13 @@ def test_failed_verification_exits_1_and_leaves_nothing(tmp_path, monkeypatch, c
     """A graph that computes something else than PyTorch (here: logits + 1 only while tracing) is not written."""
     _require_onnx_packages()
     model_folder = _model_folder(tmp_path / "model")
-    original = SegRetDecodeHead.forward
+    original = SegRetFusedDecodeHead.forward  # the head an eval-mode (fused) model runs
 
     def shifted_when_exported(self, features):
         logits = original(self, features)
         return logits + 1 if torch.compiler.is_exporting() else logits
 
-    monkeypatch.setattr(SegRetDecodeHead, "forward", shifted_when_exported)
+    monkeypatch.setattr(SegRetFusedDecodeHead, "forward", shifted_when_exported)
     output = tmp_path / "export" / "model.onnx"
     assert main(["--model", str(model_folder), "--output", str(output)]) == 1
     err = capsys.readouterr().err
