@@ -40,12 +40,12 @@ from .flops import FLOP_METHOD, count_parameters_and_flops
 from .models import ModelSpec, build_model
 from .report import environment_lines, format_number, markdown_table, write_document
 from .suite import SuiteOptions, add_ratios, format_size, measure_inference, measure_training, paired_ratio
-from .timing import TIMING_METHOD, describe_error, synchronize
+from .timing import TIMING_METHOD, describe_error, synchronize, timing_settings
 
 Size = tuple[int, int]
 Log = Callable[[str], None]
 _MIB = 2**20
-# NVIDIA H100 SXM5 dense bf16 tensor-core peak (datasheet, without sparsity).
+# Dense bf16 tensor-core peak of the H100 and H200 SXM (NVIDIA's datasheets, without sparsity).
 DATASHEET_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4}
 FIXTURE_TOLERANCE = 1e-4
 
@@ -333,13 +333,13 @@ def run_report(options: GpuOptions, log: Log, save: Callable[[dict[str, Any]], N
     results: dict[str, Any] = {
         "kind": "gpu",
         "environment": describe_environment(options.device),
-        "settings": {
-            "dtype": str(options.dtype).removeprefix("torch."),
-            "repeats": options.repeats,
-            "warmup": options.warmup,
-            "forward": [f"batch {b} at {format_size(s)}" for s, b in options.forward_shapes],
-            "training": f"batch {options.training_shape[1]} at {format_size(options.training_shape[0])}",
-        },
+        "settings": timing_settings(
+            options.dtype,
+            options.repeats,
+            options.warmup,
+            forward=[f"batch {b} at {format_size(s)}" for s, b in options.forward_shapes],
+            training=f"batch {options.training_shape[1]} at {format_size(options.training_shape[0])}",
+        ),
         "method": {"timing": TIMING_METHOD, "flops": FLOP_METHOD},
         "steps": {},
         "peaks_tflops": {},

@@ -19,7 +19,7 @@ from .environment import describe_environment, load
 from .flops import FLOP_METHOD, count_parameters_and_flops
 from .memory import MEMORY_METHOD, MemoryResult, probe_memory
 from .models import ModelSpec, build_model, segformer_spec, segret_spec
-from .timing import TIMING_METHOD, Timing, describe_error, time_interleaved
+from .timing import TIMING_METHOD, Timing, describe_error, time_interleaved, timing_settings
 
 REFERENCE = "segformer-b2"
 # The headline comparison (`--quick`): SegRet-tiny against SegFormer-B2, forward at 2x3x512x512.
@@ -278,16 +278,16 @@ def run_suite(
     results: dict[str, Any] = {
         "kind": "suite",
         "environment": describe_environment(options.device),
-        "settings": {
-            "dtype": str(options.dtype).removeprefix("torch."),
-            "batch_size": options.batch_size,
-            "repeats": options.repeats,
-            "warmup": options.warmup,
-            "train": f"batch {options.train_batch_size} at {format_size(options.train_size)}",
-            "memory_timeout_s": options.memory_timeout_s,
-            "memory_limit_gib": options.memory_limit_gib,
-            "max_call_s": options.max_call_s,
-        },
+        "settings": timing_settings(
+            options.dtype,
+            options.repeats,
+            options.warmup,
+            batch_size=options.batch_size,
+            train=f"batch {options.train_batch_size} at {format_size(options.train_size)}",
+            memory_timeout_s=options.memory_timeout_s,
+            memory_limit_gib=options.memory_limit_gib,
+            max_call_s=options.max_call_s,
+        ),
         "method": {"timing": TIMING_METHOD, "flops": FLOP_METHOD},
         "static": measure_static(options.specs, options.sizes),
         "memory": [],
@@ -357,11 +357,10 @@ def run_headline(
     rows = measure_inference(specs, models, "headline", HEADLINE_SIZE, HEADLINE_BATCH, options, {}, log)
     add_ratios(rows)
     environment["load_end"] = load()
-    settings: dict[str, Any] = {"dtype": str(dtype).removeprefix("torch."), "repeats": repeats, "warmup": warmup}
     return {
         "kind": "headline",
         "environment": environment,
-        "settings": settings,
+        "settings": timing_settings(dtype, repeats, warmup),
         "method": {"timing": TIMING_METHOD},
         "timings": rows,
         "headline": headline_summary(rows, target),

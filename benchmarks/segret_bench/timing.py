@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -98,3 +99,8 @@ def time_interleaved(
     for index in range(repeats):
         run_round(lambda label, seconds: timings[label].times_s.append(seconds), index)
     return timings
+
+
+def timing_settings(dtype: torch.dtype, repeats: int, warmup: int, **more: Any) -> dict[str, Any]:
+    """The `settings` a timed result document records: dtype, rounds, warm-up rounds, then `more`."""
+    return {"dtype": str(dtype).removeprefix("torch."), "repeats": repeats, "warmup": warmup, **more}
