@@ -55,6 +55,7 @@ Decomposed layers give the pair `(rows, columns)`: `rows` `(batch, H, heads, W, 
 row, the attention between its W tokens; `columns` `(batch, W, heads, H, H)` the same for each column.
 """
 
+
 def is_exporting() -> bool:
     """True while `torch.export` traces the model, False under `torch.compile` and in eager execution.
 
