@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -78,7 +79,7 @@ def _fold_if_changed(module: SegRetFusedModule, args: tuple[Any, ...]) -> None:
         module.fold()
 
 
-class SegRetFusedModule(nn.Module):
+class SegRetFusedModule(nn.Module, ABC):
     """Base of the modules that `SegRetPreTrainedModel.fuse` puts in place of another module for inference.
 
     A fused module computes what the module it replaces computes in eval mode, with each BatchNorm folded into
@@ -109,9 +110,9 @@ class SegRetFusedModule(nn.Module):
         """Whether `module` has a BatchNorm this class folds."""
         return isinstance(module, cls.replaces)
 
+    @abstractmethod
     def folded(self) -> dict[str, torch.Tensor]:
         """The folded tensors, by buffer name, from the current parameters and running statistics."""
-        raise NotImplementedError
 
     def source_versions(self) -> list[tuple[int, int]]:
         """Identity and in-place version counter of every tensor the folded ones are computed from."""
